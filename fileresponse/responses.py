@@ -1,0 +1,241 @@
+"""The async file response: one class for ASGI (patched or stock handler) and WSGI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any
+
+from django.http import StreamingHttpResponse
+
+from .asgi_types import ResponseBody, ResponsePathsend, ResponseStart, Send
+from .conf import get_config
+from .http.headers import content_disposition, guess_content_type
+from .http.plan import Representation, ResponsePlan, plan_response
+from .http.validators import ETag
+from .sources.base import Source, SourceStat, as_source
+from .sources.filesystem import FilesystemSource
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+__all__ = ["AsyncFileResponse"]
+
+_NO_BODY_STATUSES = (304, 412, 416)
+_END_OF_BODY: ResponseBody = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@asynccontextmanager
+async def aclosing(iterator: AsyncIterator[bytes]) -> AsyncGenerator[AsyncIterator[bytes]]:
+    """Close an async iterator when the block ends (if it can be closed)."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class AsyncFileResponse(StreamingHttpResponse):
+    """Stream a file with full HTTP semantics, without blocking the event loop.
+
+    ``file`` is a path, an open binary file or a
+    :class:`~fileresponse.sources.Source`. With ``request``, the response
+    answers ``Range`` (``206``, ``multipart/byteranges``, ``416``) and
+    conditional requests (``304``, ``412``) per RFC 9110; HEAD gets the
+    headers without a body.
+
+    In async views, build it with ``await AsyncFileResponse.acreate(...)``,
+    which stats the file off the event loop; the constructor stats it in the
+    calling thread (fine in sync views).
+
+    How the bytes go out:
+
+    - under :class:`fileresponse.handlers.AsyncFileASGIHandler` the response
+      sends itself: ``http.response.pathsend`` for a whole local file when
+      the server offers it (zero-copy), else chunks read ahead in I/O threads;
+    - under Django's stock ``ASGIHandler``, as an async iterator;
+    - under WSGI, as a sync iterator, or ``wsgi.file_wrapper`` (``sendfile``)
+      for a whole local file.
+
+    Memory per response is about two chunks (``CHUNK_SIZE``), whatever the
+    file size.
+    """
+
+    # Set by Django's StreamingHttpResponse (not in its type stubs).
+    _iterator: Iterator[bytes] | AsyncIterator[bytes]
+    _resource_closers: list[Callable[[], object]]
+    #: The ASGI extensions of the connection, set by AsyncFileASGIHandler.
+    asgi_extensions: Mapping[str, Any] = MappingProxyType({})
+
+    def __init__(
+        self,
+        file: str | os.PathLike[str] | IO[bytes] | Source,
+        request: HttpRequest | None = None,
+        *,
+        as_attachment: bool = False,
+        filename: str | None = None,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        chunk_size: int | None = None,
+        max_ranges: int | None = None,
+        stat: SourceStat | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        config = get_config(
+            CHUNK_SIZE=chunk_size, CACHE_CONTROL=cache_control, MAX_RANGES=max_ranges
+        )
+        source = as_source(file, filename)
+        try:
+            stat = source.stat() if stat is None else stat
+        except BaseException:
+            source.close()
+            raise
+        super().__init__(headers=headers)
+        self._source = source
+        self._stat = stat
+        self.block_size = self._chunk_size = config.CHUNK_SIZE
+        self._resource_closers.append(source.close)
+
+        method = "GET" if request is None else (request.method or "GET")
+        request_headers: Mapping[str, str] = {} if request is None else request.headers
+        name = filename or source.name
+        representation = Representation(
+            size=stat.size,
+            content_type=content_type or stat.content_type or guess_content_type(name),
+            etag=None if stat.etag is None else ETag(stat.etag),
+            last_modified=int(stat.mtime) if stat.mtime else None,
+        )
+        plan = plan_response(method, request_headers, representation, max_ranges=config.MAX_RANGES)
+        self._plan = plan
+        self.status_code = plan.status
+        if plan.status in _NO_BODY_STATUSES:
+            del self.headers["Content-Type"]
+        for header, value in plan.headers:
+            self.headers[header] = value
+        if plan.status in (200, 206) and (as_attachment or name):
+            self.headers.setdefault(
+                "Content-Disposition", content_disposition(name, as_attachment=as_attachment)
+            )
+        if config.CACHE_CONTROL and plan.status in (200, 206, 304):
+            self.headers.setdefault("Cache-Control", config.CACHE_CONTROL)
+
+        # Django's middleware (GZip, ...) wraps streaming_content according
+        # to is_async: async under ASGI, sync under WSGI, so that a wrapped
+        # body is consumed without Django's sync/async conversion warnings.
+        under_asgi = request is not None and hasattr(request, "scope")
+        self.streaming_content = self._aiter_body() if under_asgi else self._iter_body()
+        self._body_iterator = self._iterator
+        if not plan.body:
+            source.close()
+        elif plan.is_whole_file and isinstance(source, FilesystemSource):
+            self._offer_file_wrapper(source)
+
+    @classmethod
+    async def acreate(
+        cls,
+        file: str | os.PathLike[str] | IO[bytes] | Source,
+        request: HttpRequest | None = None,
+        **kwargs: Any,
+    ) -> AsyncFileResponse:
+        """Build the response in async code: the stat runs off the event loop."""
+        source = as_source(file, kwargs.get("filename"))
+        try:
+            stat = await source.astat()
+        except BaseException:
+            source.close()
+            raise
+        return cls(source, request, stat=stat, **kwargs)
+
+    # -- the body -----------------------------------------------------------
+
+    @property
+    def plan(self) -> ResponsePlan:
+        """The status, headers and body layout decided for this request."""
+        return self._plan
+
+    @property
+    def streams_itself(self) -> bool:
+        """False once a middleware has replaced ``streaming_content``."""
+        return self._iterator is self._body_iterator
+
+    def _iter_body(self) -> Iterator[bytes]:
+        for segment in self._plan.body:
+            if isinstance(segment, bytes):
+                yield segment
+            else:
+                yield from self._source.iter_range(segment.first, segment.length, self._chunk_size)
+
+    async def _aiter_body(self) -> AsyncIterator[bytes]:
+        try:
+            for segment in self._plan.body:
+                if isinstance(segment, bytes):
+                    yield segment
+                    continue
+                chunks = self._source.aiter_range(segment.first, segment.length, self._chunk_size)
+                async with aclosing(chunks):
+                    async for chunk in chunks:
+                        yield chunk
+        finally:
+            # Release the file at once, disconnect included: Django 5.2's
+            # handler does not call close() on a cancelled response.
+            self._source.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Sync iteration for WSGI servers."""
+        if self.streams_itself:
+            return self._iter_body()
+        return super().__iter__()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Async iteration for Django's stock ``ASGIHandler``, without its sync-iterator warning."""
+        if not self.streams_itself:
+            async for part in super().__aiter__():
+                yield part
+            return
+        async with aclosing(self._aiter_body()) as body:
+            async for chunk in body:
+                yield chunk
+
+    def _offer_file_wrapper(self, source: FilesystemSource) -> None:
+        """Let a WSGI server ``sendfile`` a whole local file (``wsgi.file_wrapper``)."""
+        fd = source.file_descriptor
+        if fd is None:
+            return
+        # Django's WSGIHandler replaces close() by response.close(), which
+        # closes the source; the file object must not close the descriptor.
+        self.file_to_stream = os.fdopen(fd, "rb", closefd=False)
+
+    # -- sending over ASGI (AsyncFileASGIHandler) ---------------------------
+
+    async def send_asgi(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        """Send the whole response: start, then pathsend or body chunks."""
+        start: ResponseStart = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": headers,
+        }
+        await send(start)
+        if not self._plan.body:
+            await send(_END_OF_BODY)
+            return
+        path = self._stat.path
+        if path and self._plan.is_whole_file and "http.response.pathsend" in self.asgi_extensions:
+            # The server reads the file by path (zero-copy where it can). A
+            # file replaced after the stat is sent as it is now: the same
+            # caveat as with any sendfile-based server.
+            self._source.close()
+            pathsend: ResponsePathsend = {"type": "http.response.pathsend", "path": path}
+            await send(pathsend)
+            return
+        async with aclosing(self._aiter_body()) as body:
+            async for chunk in body:
+                message: ResponseBody = {
+                    "type": "http.response.body",
+                    "body": chunk,
+                    "more_body": True,
+                }
+                await send(message)
+        await send(_END_OF_BODY)

@@ -1,0 +1,169 @@
+"""The response plan: status, headers and body layout, as tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from fileresponse.http.headers import content_disposition, guess_content_type
+from fileresponse.http.plan import Representation, plan_response
+from fileresponse.http.ranges import ByteRange
+from fileresponse.http.validators import ETag, format_http_date
+
+MODIFIED = 1_700_000_000
+FILE = Representation(size=1000, content_type="text/plain", etag=ETag("v1"), last_modified=MODIFIED)
+BODY = bytes(range(256)) * 4  # stands for the file's 1000 bytes below
+
+
+def render(segments: tuple[bytes | ByteRange, ...]) -> bytes:
+    return b"".join(
+        segment if isinstance(segment, bytes) else BODY[segment.first : segment.last + 1]
+        for segment in segments
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "content_range", "length"),
+    [
+        ("GET", {}, 200, None, 1000),
+        ("HEAD", {}, 200, None, 1000),
+        ("GET", {"range": "bytes=0-99"}, 206, "bytes 0-99/1000", 100),
+        ("GET", {"range": "bytes=-10"}, 206, "bytes 990-999/1000", 10),
+        ("GET", {"range": "bytes=0-"}, 200, None, 1000),  # the whole file: a 200
+        ("GET", {"range": "bytes=0-99,50-150"}, 206, "bytes 0-150/1000", 151),
+        ("GET", {"range": "bytes=2000-"}, 416, "bytes */1000", 0),
+        ("GET", {"range": "garbage"}, 200, None, 1000),
+        ("GET", {"range": "lines=1-2"}, 200, None, 1000),
+        ("HEAD", {"range": "bytes=0-99"}, 200, None, 1000),  # 14.2: GET only
+        ("POST", {"range": "bytes=0-99"}, 200, None, 1000),
+        ("GET", {"range": "bytes=0-99", "if-range": '"v1"'}, 206, "bytes 0-99/1000", 100),
+        ("GET", {"range": "bytes=0-99", "if-range": '"old"'}, 200, None, 1000),
+        (
+            "GET",
+            {"range": "bytes=0-99", "if-range": format_http_date(MODIFIED)},
+            206,
+            "bytes 0-99/1000",
+            100,
+        ),
+        ("GET", {"range": "bytes=2000-", "if-range": '"old"'}, 200, None, 1000),
+        ("GET", {"if-none-match": '"v1"', "range": "bytes=0-9"}, 304, None, None),
+        ("GET", {"if-match": '"old"', "range": "bytes=0-9"}, 412, None, 0),
+    ],
+)
+def test_status_and_headers(
+    method: str,
+    headers: dict[str, str],
+    status: int,
+    content_range: str | None,
+    length: int | None,
+) -> None:
+    plan = plan_response(method, headers, FILE)
+    sent = dict(plan.headers)
+    assert plan.status == status
+    assert sent.get("Content-Range") == content_range
+    assert sent.get("Content-Length") == (None if length is None else str(length))
+    if status in (200, 206) and method != "HEAD":
+        assert plan.content_length == length
+    if method == "HEAD":
+        assert plan.body == ()
+
+
+def test_200_headers() -> None:
+    plan = plan_response("GET", {}, FILE)
+    assert plan.headers == (
+        ("Content-Type", "text/plain"),
+        ("Content-Length", "1000"),
+        ("Accept-Ranges", "bytes"),
+        ("ETag", '"v1"'),
+        ("Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT"),
+    )
+    assert plan.is_whole_file
+    assert render(plan.body) == BODY[:1000]
+
+
+def test_304_carries_the_etag_only() -> None:
+    plan = plan_response("GET", {"if-none-match": '"v1"'}, FILE)
+    assert plan.headers == (("ETag", '"v1"'),)
+    assert plan.body == ()
+
+
+def test_304_without_etag_carries_last_modified() -> None:
+    without_etag = Representation(size=10, content_type="text/plain", last_modified=MODIFIED)
+    plan = plan_response("GET", {"if-modified-since": format_http_date(MODIFIED)}, without_etag)
+    assert plan.headers == (("Last-Modified", format_http_date(MODIFIED)),)
+
+
+def test_single_range_body() -> None:
+    plan = plan_response("GET", {"range": "bytes=10-19"}, FILE)
+    assert render(plan.body) == BODY[10:20]
+    assert not plan.is_whole_file
+
+
+def test_multipart_byteranges() -> None:
+    plan = plan_response("GET", {"range": "bytes=0-9,-5"}, FILE, boundary="BOUNDARY")
+    sent = dict(plan.headers)
+    assert sent["Content-Type"] == "multipart/byteranges; boundary=BOUNDARY"
+    body = render(plan.body)
+    assert body == (
+        b"--BOUNDARY\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-9/1000\r\n\r\n"
+        + BODY[0:10]
+        + b"\r\n--BOUNDARY\r\nContent-Type: text/plain\r\nContent-Range: bytes 995-999/1000\r\n\r\n"
+        + BODY[995:1000]
+        + b"\r\n--BOUNDARY--\r\n"
+    )
+    assert sent["Content-Length"] == str(len(body))
+
+
+def test_random_boundaries_differ() -> None:
+    first = dict(plan_response("GET", {"range": "bytes=0-1,5-6"}, FILE).headers)["Content-Type"]
+    second = dict(plan_response("GET", {"range": "bytes=0-1,5-6"}, FILE).headers)["Content-Type"]
+    assert first != second
+
+
+def test_empty_file() -> None:
+    empty = Representation(size=0, content_type="text/plain", etag=ETag("e"))
+    plan = plan_response("GET", {}, empty)
+    assert (plan.status, plan.body, dict(plan.headers)["Content-Length"]) == (200, (), "0")
+    assert plan_response("GET", {"range": "bytes=0-"}, empty).status == 416
+
+
+def test_overlapping_ranges_do_not_amplify() -> None:
+    header = "bytes=" + ",".join(["0-999"] * 16)
+    plan = plan_response("GET", {"range": header}, FILE)
+    assert plan.status == 200
+    assert plan.content_length == 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.txt", "text/plain"),
+        ("a.PNG", "image/png"),
+        ("a.tar.gz", "application/gzip"),
+        ("a.svg.bz2", "application/x-bzip"),
+        ("noextension", "application/octet-stream"),
+        ("a.unknownext", "application/octet-stream"),
+    ],
+)
+def test_guess_content_type(name: str, expected: str) -> None:
+    assert guess_content_type(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "attachment", "expected"),
+    [
+        ("a.txt", False, 'inline; filename="a.txt"'),
+        ("a.txt", True, 'attachment; filename="a.txt"'),
+        ('say "hi".txt', True, 'attachment; filename="say \\"hi\\".txt"'),
+        ("back\\slash", True, 'attachment; filename="back\\\\slash"'),
+        (
+            "Größe €.txt",
+            True,
+            "attachment; filename=\"Groe .txt\"; filename*=UTF-8''Gr%C3%B6%C3%9Fe%20%E2%82%AC.txt",
+        ),
+        ("日本.pdf", False, "inline; filename=\".pdf\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.pdf"),
+        ("a\r\nSet-Cookie: x=1", True, 'attachment; filename="aSet-Cookie: x=1"'),
+        ("", True, "attachment"),
+    ],
+)
+def test_content_disposition(filename: str, attachment: bool, expected: str) -> None:
+    assert content_disposition(filename, as_attachment=attachment) == expected
