@@ -1,0 +1,17 @@
+"""URLconf for the test suite.
+
+- ``files/``: ``fileresponse.views.serve`` over ``MEDIA_ROOT``.
+- ``stock/``: Django's own ``FileResponse``, for comparison.
+- ``attachment/``: ``AsyncFileResponse(..., as_attachment=True)``.
+"""
+
+from django.urls import path
+
+from fileresponse.views import serve
+from tests.project.views import attachment, stock_file
+
+urlpatterns = [
+    path("files/<path:path>", serve, name="files"),
+    path("stock/<path:path>", stock_file, name="stock"),
+    path("attachment/<path:path>", attachment, name="attachment"),
+]

@@ -1,0 +1,35 @@
+"""Views for the live-server tests, next to ``fileresponse.views.serve`` in ``urls.py``.
+
+``stock_file`` answers with Django's own ``django.http.FileResponse`` so a server
+can be checked without fileresponse; ``attachment`` exercises ``AsyncFileResponse``
+with ``as_attachment=True``.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase
+from django.utils._os import safe_join
+
+from fileresponse.exceptions import FileResponseError
+from fileresponse.http import AsyncFileResponse
+from fileresponse.sources.filesystem import FilesystemSource
+from fileresponse.views import error_response
+
+
+def stock_file(request: HttpRequest, path: str) -> FileResponse:
+    """Serve ``MEDIA_ROOT/path`` with Django's stock ``FileResponse`` (no ranges)."""
+    root = Path(settings.MEDIA_ROOT).resolve()
+    full_path = Path(safe_join(root, path)).resolve()
+    if not full_path.is_relative_to(root) or not full_path.is_file():
+        raise Http404(path)
+    return FileResponse(full_path.open("rb"))
+
+
+async def attachment(request: HttpRequest, path: str) -> HttpResponseBase:
+    """Serve ``MEDIA_ROOT/path`` as a download (``Content-Disposition: attachment``)."""
+    try:
+        source = FilesystemSource.from_root(settings.MEDIA_ROOT, path)
+        return await AsyncFileResponse.acreate(source, request, as_attachment=True)
+    except FileResponseError as error:
+        return error_response(error)

@@ -1,0 +1,120 @@
+"""The example project reads settings.ini, lets the environment win, and fails clearly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANAGE = REPO_ROOT / "example" / "manage.py"
+
+# Keys of settings.ini; the caller's environment must not leak them into the subprocess.
+CONFIG_KEYS = (
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "MEDIA_ROOT",
+    "STORAGE",
+    "MINIO_ENDPOINT",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+    "MINIO_BUCKET",
+    "MINIO_SECURE",
+    "DATABASE",
+    "CACHE_CONTROL",
+    "CHUNK_SIZE",
+    "FILERESPONSE_SETTINGS_FILE",
+    "DJANGO_SETTINGS_MODULE",
+)
+
+pytestmark = pytest.mark.slow
+
+
+def manage(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in CONFIG_KEYS}
+    env.update(overrides)
+    return subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def setting(name: str, **overrides: str) -> str:
+    """The repr of one setting as the example project sees it."""
+    code = f"from django.conf import settings; print(repr(settings.{name}))"
+    result = manage("shell", "--verbosity", "0", "--command", code, **overrides)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_check_passes_with_the_committed_settings_ini() -> None:
+    result = manage("check")
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_values_come_from_settings_ini() -> None:
+    result = manage("diffsettings")
+    assert result.returncode == 0, result.stderr
+    media_root = (REPO_ROOT / "example" / "media").resolve()
+    assert f"MEDIA_ROOT = {media_root!r}" in result.stdout
+    assert "SECRET_KEY = 'dev-insecure-fileresponse-example-key'" in result.stdout
+    assert "DEBUG = True" in result.stdout
+    assert "'CACHE_CONTROL': 'public, max-age=3600'" in result.stdout
+
+
+def test_environment_variables_override_the_file(tmp_path: Path) -> None:
+    overrides = {
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "files.example.test, other.example.test",
+        "MEDIA_ROOT": str(tmp_path),
+        "CACHE_CONTROL": "",
+        "CHUNK_SIZE": "65536",
+    }
+    assert setting("DEBUG", **overrides) == "False"
+    assert setting("ALLOWED_HOSTS", **overrides) == "['files.example.test', 'other.example.test']"
+    assert setting("MEDIA_ROOT", **overrides) == repr(tmp_path.resolve())
+    assert setting("FILERESPONSE", **overrides) == "{'CHUNK_SIZE': 65536, 'CACHE_CONTROL': None}"
+
+
+def test_another_settings_file_can_be_named(tmp_path: Path) -> None:
+    ini = tmp_path / "settings.ini"
+    ini.write_text("[fileresponse]\nSECRET_KEY = from-another-file\nDEBUG = no\n", encoding="utf-8")
+    assert setting("SECRET_KEY", FILERESPONSE_SETTINGS_FILE=str(ini)) == "'from-another-file'"
+    assert setting("DEBUG", FILERESPONSE_SETTINGS_FILE=str(ini)) == "False"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"STORAGE": "dropbox"},
+            "environment variable STORAGE is 'dropbox'; it must be one of: filesystem, minio.",
+        ),
+        ({"STORAGE": "minio"}, "MinIO support arrives with the minio storage"),
+        ({"DEBUG": "maybe"}, "environment variable DEBUG must be true or false, not 'maybe'."),
+        ({"CHUNK_SIZE": "lots"}, "environment variable CHUNK_SIZE must be an integer, not 'lots'."),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(overrides: dict[str, str], message: str) -> None:
+    result = manage("check", **overrides)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_missing_secret_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    ini = tmp_path / "empty.ini"
+    ini.write_text("[fileresponse]\n", encoding="utf-8")
+    result = manage("check", FILERESPONSE_SETTINGS_FILE=str(ini))
+    assert result.returncode != 0
+    assert f"SECRET_KEY is not set: add it to [fileresponse] in {ini}" in result.stderr
