@@ -1,0 +1,8 @@
+from django.conf import settings
+from django.urls import path
+
+from fileresponse.views import serve
+
+urlpatterns = [
+    path("files/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
+]
