@@ -96,6 +96,7 @@ class AsyncFileResponse(StreamingHttpResponse):
         super().__init__(headers=headers)
         self._source = source
         self._stat = stat
+        self._file_to_stream: IO[bytes] | None = None
         self.block_size = self._chunk_size = config.CHUNK_SIZE
         self._resource_closers.append(source.close)
 
@@ -130,8 +131,6 @@ class AsyncFileResponse(StreamingHttpResponse):
         self._body_iterator = self._iterator
         if not plan.body:
             source.close()
-        elif plan.is_whole_file and isinstance(source, FilesystemSource):
-            self._offer_file_wrapper(source)
 
     @classmethod
     async def acreate(
@@ -199,14 +198,23 @@ class AsyncFileResponse(StreamingHttpResponse):
             async for chunk in body:
                 yield chunk
 
-    def _offer_file_wrapper(self, source: FilesystemSource) -> None:
-        """Let a WSGI server ``sendfile`` a whole local file (``wsgi.file_wrapper``)."""
-        fd = source.file_descriptor
-        if fd is None:
-            return
-        # Django's WSGIHandler replaces close() by response.close(), which
-        # closes the source; the file object must not close the descriptor.
-        self.file_to_stream = os.fdopen(fd, "rb", closefd=False)
+    @property
+    def file_to_stream(self) -> IO[bytes] | None:
+        """The whole local file for ``wsgi.file_wrapper`` (``sendfile`` under WSGI).
+
+        Made on first access, so ASGI responses never pay for it.
+        """
+        source = self._source
+        if not self._plan.is_whole_file or not isinstance(source, FilesystemSource):
+            return None
+        if self._file_to_stream is None:
+            fd = source.file_descriptor
+            if fd is None:
+                return None
+            # The WSGIHandler replaces close() by response.close(), which
+            # closes the source; the file object must not close the descriptor.
+            self._file_to_stream = os.fdopen(fd, "rb", closefd=False)
+        return self._file_to_stream
 
     # -- sending over ASGI (AsyncFileASGIHandler) ---------------------------
 

@@ -22,6 +22,12 @@ from .base import SourceStat
 
 __all__ = ["FileObjectSource", "FilesystemSource", "io_executor", "resolve_under_root"]
 
+# preadv(2) flag: fail with EAGAIN instead of waiting for the disk (Linux only).
+_RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
+
+# Bytes read on the event loop between two turns given to other tasks.
+_LOOP_TURN_BYTES = 1 << 20
+
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -89,6 +95,7 @@ class FilesystemSource:
         self._closing = False
         self._lock = threading.Lock()
         self._stat: SourceStat | None = None
+        self._nowait_reads = bool(_RWF_NOWAIT)
 
     @classmethod
     def from_root(cls, root: str | os.PathLike[str], relative_path: str) -> FilesystemSource:
@@ -170,28 +177,48 @@ class FilesystemSource:
             yield data
 
     async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
-        """Read ahead one chunk in an I/O thread while the previous one is sent."""
+        """Read without blocking the event loop.
+
+        Bytes already in the page cache are read on the loop with
+        ``preadv(..., RWF_NOWAIT)``, which never waits for the disk (Linux
+        4.14+); whatever is not cached, or every read where the flag is not
+        supported, goes to an I/O thread. Hot files then cost no thread
+        hand-off at all, and cold ones are read as before.
+        """
         fd = self._require_fd()
-        executor = io_executor()
         loop = asyncio.get_running_loop()
+        scratch = bytearray(min(chunk_size, length)) if self._nowait_reads else None
         offset, end = start, start + length
-
-        def submit() -> asyncio.Future[bytes]:
-            nonlocal offset
+        unyielded = 0
+        while offset < end:
             size = min(chunk_size, end - offset)
-            future = loop.run_in_executor(executor, self._pread, fd, size, offset)
-            offset += size
-            return future
+            data = b"" if scratch is None else self._read_cached(fd, scratch, size, offset)
+            if data:
+                # A read on the loop does not yield, and neither does a send
+                # that the transport buffers: give the loop a turn (other
+                # connections, a client's disconnect) every MiB.
+                unyielded += len(data)
+                if unyielded >= _LOOP_TURN_BYTES:
+                    unyielded = 0
+                    await asyncio.sleep(0)
+            else:
+                data = await loop.run_in_executor(io_executor(), self._pread, fd, size, offset)
+            offset += len(data)
+            yield data
 
-        pending: asyncio.Future[bytes] | None = submit() if offset < end else None
+    def _read_cached(self, fd: int, scratch: bytearray, size: int, offset: int) -> bytes:
+        """What of ``size`` bytes at ``offset`` the page cache holds, without waiting."""
+        view = memoryview(scratch)[:size]
         try:
-            while pending is not None:
-                data = await pending
-                pending = submit() if offset < end else None
-                yield data
-        finally:
-            if pending is not None:
-                pending.cancel()
+            count = os.preadv(fd, [view], offset, _RWF_NOWAIT)
+        except BlockingIOError:
+            return b""
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            self._nowait_reads = False  # this file system does not support it
+            return b""
+        return bytes(view[:count])
 
     def _pread(self, fd: int, size: int, offset: int) -> bytes:
         with self._lock:

@@ -1,0 +1,133 @@
+"""FilesystemSource: the read paths (page cache on the loop, threads) and their fairness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from fileresponse.exceptions import SourceNotFound, UnsafePath
+from fileresponse.sources import filesystem
+from fileresponse.sources.filesystem import FilesystemSource
+
+SIZE = 4 * 1024 * 1024 + 123
+
+
+@pytest.fixture
+def data() -> bytes:
+    return os.urandom(SIZE)
+
+
+@pytest.fixture
+def big(tmp_path: Path, data: bytes) -> Path:
+    """A file just written, so in the page cache."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    return path
+
+
+async def read_all(source: FilesystemSource, start: int = 0, length: int = SIZE) -> bytes:
+    await source.astat()
+    try:
+        return b"".join([chunk async for chunk in source.aiter_range(start, length, 65536)])
+    finally:
+        source.close()
+
+
+async def test_cached_reads_on_the_loop(
+    big: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not filesystem._RWF_NOWAIT:
+        pytest.skip("no RWF_NOWAIT on this platform")
+
+    def no_threads(*args: object) -> bytes:
+        raise AssertionError("a cached file must not need the I/O threads")
+
+    source = FilesystemSource(big)
+    monkeypatch.setattr(source, "_pread", no_threads)
+    assert await read_all(source) == data
+
+
+async def test_cold_reads_go_to_threads(big: Path, data: bytes) -> None:
+    fd = os.open(big, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert await read_all(FilesystemSource(big), 1000, SIZE - 2000) == data[1000:-1000]
+
+
+async def test_without_rwf_nowait(big: Path, data: bytes) -> None:
+    source = FilesystemSource(big)
+    source._nowait_reads = False
+    assert await read_all(source) == data
+
+
+async def test_the_loop_gets_turns_while_cached_data_is_read(big: Path) -> None:
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    try:
+        await read_all(FilesystemSource(big))
+    finally:
+        task.cancel()
+    # At least one turn per MiB read.
+    assert turns >= SIZE // filesystem._LOOP_TURN_BYTES
+
+
+async def test_a_shrinking_file_fails_the_read(big: Path) -> None:
+    source = FilesystemSource(big)
+    await source.astat()
+    os.truncate(big, 1000)
+    with pytest.raises(OSError, match="shrank"):
+        async for _ in source.aiter_range(0, SIZE, 65536):
+            pass
+    source.close()
+
+
+async def test_close_is_idempotent_and_releases_the_descriptor(big: Path) -> None:
+    source = FilesystemSource(big)
+    await source.astat()
+    fd = source.file_descriptor
+    assert fd is not None
+    source.close()
+    source.close()
+    assert source.file_descriptor is None
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["../x", "a/../../x", "/etc/passwd", "a\\b", "a\x00b", "C:/x", "a/./../../x"],
+)
+def test_unsafe_relative_paths(tmp_path: Path, relative: str) -> None:
+    with pytest.raises(UnsafePath):
+        FilesystemSource.from_root(tmp_path, relative)
+
+
+async def test_symlink_out_of_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside.txt").write_text("no")
+    (root / "link").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(UnsafePath):
+        await FilesystemSource.from_root(root, "link").astat()
+
+
+@pytest.mark.parametrize("name", ["", ".", "missing", "dir", "dir/missing", "file/below"])
+async def test_not_found(tmp_path: Path, name: str) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SourceNotFound):
+        await FilesystemSource.from_root(tmp_path, name).astat()
