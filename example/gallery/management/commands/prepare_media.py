@@ -49,6 +49,39 @@ def gradient_png(width: int = 320, height: int = 200) -> bytes:
     return buffer.getvalue()
 
 
+def gallery_photo(number: int, width: int = 1600, height: int = 1200) -> Callable[[], bytes]:
+    """A made-up "photo" for the gallery: a sky gradient and a few colored discs."""
+
+    def produce() -> bytes:
+        try:
+            from PIL import Image, ImageDraw
+        except ImportError:
+            raise CommandError(
+                "Pillow is needed for the gallery: pip install 'fileresponse[images]'."
+            ) from None
+
+        rng = random.Random(SEED + number)
+        top = tuple(rng.randrange(40, 200) for _ in range(3))
+        bottom = tuple(rng.randrange(40, 200) for _ in range(3))
+        mask = Image.linear_gradient("L").resize((width, height))
+        image = Image.composite(
+            Image.new("RGB", (width, height), bottom), Image.new("RGB", (width, height), top), mask
+        )
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            radius = rng.randrange(height // 12, height // 3)
+            x, y = rng.randrange(width), rng.randrange(height)
+            color = tuple(rng.randrange(256) for _ in range(3))
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=88)
+        return buffer.getvalue()
+
+    return produce
+
+
+GALLERY_PHOTOS = 12
+
 # Relative path -> function producing the bytes.
 SAMPLES: dict[str, Callable[[], bytes]] = {
     "binary/random-10MiB.bin": lambda: random_bytes(10 * MIB),
@@ -56,6 +89,10 @@ SAMPLES: dict[str, Callable[[], bytes]] = {
     "images/gradient.png": gradient_png,
     "text/naïve café 日本語.txt": unicode_text,
     "nested/level-1/level-2/deep.txt": lambda: b"three folders down\n",
+    **{
+        f"gallery/photo-{number:02d}.jpg": gallery_photo(number)
+        for number in range(1, GALLERY_PHOTOS + 1)
+    },
 }
 
 

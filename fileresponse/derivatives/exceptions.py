@@ -1,0 +1,60 @@
+"""Errors of derivative processing; the derivative view maps each to a ``4xx`` with its reason.
+
+They cross process boundaries (a worker raises, the view catches), so each
+takes a single message argument and pickles as it is.
+"""
+
+from __future__ import annotations
+
+from fileresponse.exceptions import FileResponseError, SourceUnavailable
+
+__all__ = [
+    "CorruptImage",
+    "DerivativeLimitExceeded",
+    "NotAnImage",
+    "ProcessingError",
+    "ProcessingUnavailable",
+    "SourceTooLarge",
+    "UnsupportedFormat",
+]
+
+
+class ProcessingError(FileResponseError):
+    """A derivative cannot be made from this source with this spec: a ``4xx``.
+
+    ``str(error)`` is a short reason, safe to show to the client.
+    """
+
+    status_code = 422
+
+
+class NotAnImage(ProcessingError):
+    """The source is not an image of a format the engine reads: ``422``."""
+
+
+class CorruptImage(ProcessingError):
+    """The source looks like an image but cannot be decoded (corrupt, truncated): ``422``."""
+
+
+class SourceTooLarge(ProcessingError):
+    """The source has more bytes or pixels than the limits allow: ``422``.
+
+    Checked before decoding, from the file size and the image header, so a
+    decompression bomb costs no memory.
+    """
+
+
+class DerivativeLimitExceeded(ProcessingError):
+    """The spec asks for an output larger than ``DERIVATIVES_MAX_WIDTH``/``_HEIGHT``: ``400``."""
+
+    status_code = 400
+
+
+class UnsupportedFormat(ProcessingError):
+    """The output format is not supported by the engine here (e.g. AVIF): ``400``."""
+
+    status_code = 400
+
+
+class ProcessingUnavailable(SourceUnavailable):
+    """No result in time (busy pool, lock wait over): ``503`` with ``Retry-After``."""

@@ -1,0 +1,288 @@
+"""Where processing runs: off the event loop, in a bounded pool.
+
+The default, :class:`ProcessPoolJobExecutor`, keeps one pool of worker
+processes per server process, created on first use (so after any fork of a
+pre-forking server such as gunicorn) with the ``forkserver`` start method (no
+fork of a process that runs threads and an event loop). At most
+``DERIVATIVES_MAX_PENDING`` jobs wait or run per server process; one more
+gets :class:`~fileresponse.derivatives.exceptions.ProcessingUnavailable`
+(``503`` with ``Retry-After``) instead of an unbounded queue.
+
+A worker that dies (killed, out of memory, a crash in a C library) breaks the
+pool: the job that was running gets ``503``, the pool is replaced, the next
+job runs in fresh workers. A job over ``DERIVATIVES_TIMEOUT`` gets ``503``
+and its workers are ended.
+
+As with any ``forkserver``/``spawn`` pool, a script run directly (``python
+script.py``) that uses the process pool needs the ``if __name__ ==
+"__main__":`` guard: workers import the main module. Servers (gunicorn,
+uvicorn, ``manage.py``), Jupyter and pytest are fine as they are.
+
+Executors are pluggable: ``DERIVATIVES_EXECUTOR`` is ``"process"`` (default),
+``"thread"`` (threads of this process: tests, notebooks, development), or the
+dotted path of a class with the :class:`JobExecutor` protocol, built with no
+arguments (a Celery executor can come later this way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import threading
+import warnings
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from .exceptions import ProcessingUnavailable
+from .processors import run_job
+
+if TYPE_CHECKING:
+    from .processors.image import ImageJob, ImageResult
+
+__all__ = [
+    "JobExecutor",
+    "ProcessPoolJobExecutor",
+    "ThreadJobExecutor",
+    "get_executor",
+    "reset_executor",
+]
+
+#: Worker processes are replaced after this many jobs (bounds memory fragmentation).
+MAX_TASKS_PER_CHILD = 200
+
+
+@runtime_checkable
+class JobExecutor(Protocol):
+    """Runs processing jobs off the event loop."""
+
+    async def run(self, job: ImageJob) -> ImageResult:
+        """The result of ``job``; raises its ``ProcessingError``, or ``ProcessingUnavailable``."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop the workers (the executor may be used again: it starts new ones)."""
+        ...
+
+
+class _PoolJobExecutor:
+    """The bounded, self-healing part shared by the process and thread executors."""
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        max_pending: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        from fileresponse.conf import get_config
+
+        config = get_config()
+        self.max_workers = max_workers or config.DERIVATIVES_WORKERS or _default_workers()
+        self.max_pending = max_pending or config.DERIVATIVES_MAX_PENDING
+        self.timeout = timeout or float(config.DERIVATIVES_TIMEOUT)
+        self._lock = threading.Lock()
+        self._pool: Executor | None = None
+        self._pool_pid = 0
+        self._pending = 0
+
+    def _new_pool(self) -> Executor:
+        raise NotImplementedError
+
+    def _current_pool(self) -> Executor:
+        with self._lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # A pool inherited through fork belongs to the parent: start ours.
+                self._pool = self._new_pool()
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _discard_pool(self, pool: Executor, *, kill: bool) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        if kill:
+            _kill_workers(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+        self._pool_discarded(pool)
+
+    def _pool_discarded(self, pool: Executor) -> None:
+        """Hook: ``pool`` is no longer used."""
+
+    async def run(self, job: ImageJob) -> ImageResult:
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise ProcessingUnavailable(
+                    f"too many derivatives in progress ({self._pending})", retry_after=2
+                )
+            self._pending += 1
+        try:
+            pool = self._current_pool()
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(pool, run_job, job)
+            try:
+                return await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                self._discard_pool(pool, kill=True)
+                raise ProcessingUnavailable(
+                    f"processing took longer than {self.timeout:g}s"
+                ) from None
+            except BrokenProcessPool:
+                self._discard_pool(pool, kill=False)
+                raise ProcessingUnavailable("a processing worker died; try again") from None
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pool_discarded(pool)
+
+
+class ProcessPoolJobExecutor(_PoolJobExecutor):
+    """A pool of worker processes (``forkserver`` where available), per server process.
+
+    Each worker holds the read end of a pipe whose only write end stays in the
+    server process: when that process dies, even by ``SIGKILL`` (a worker
+    timeout of gunicorn), the workers see the end of the pipe and exit, rather
+    than wait for jobs forever.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lifelines: dict[int, Connection] = {}
+
+    def _new_pool(self) -> Executor:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if context.get_start_method() == "forkserver":
+            # Workers fork from a server that has imported the processors once.
+            context.set_forkserver_preload(["fileresponse.derivatives.processors.image"])
+        reader, writer = context.Pipe(duplex=False)
+        pool = ProcessPoolExecutor(
+            max_workers=self.max_workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(reader,),
+            max_tasks_per_child=MAX_TASKS_PER_CHILD,
+        )
+        self._lifelines[id(pool)] = writer
+        return pool
+
+    def _pool_discarded(self, pool: Executor) -> None:
+        writer = self._lifelines.pop(id(pool), None)
+        if writer is not None:
+            writer.close()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The worker processes now running (for tests and monitoring)."""
+        pool = self._pool
+        processes = getattr(pool, "_processes", None) or {}
+        return [process.pid for process in list(processes.values()) if process.is_alive()]
+
+
+class ThreadJobExecutor(_PoolJobExecutor):
+    """Threads of this process: no start-up cost, but CPU work competes with the server."""
+
+    def _new_pool(self) -> Executor:
+        return ThreadPoolExecutor(
+            max_workers=self.max_workers, thread_name_prefix="fileresponse-derivatives"
+        )
+
+
+def _init_worker(lifeline: Connection) -> None:
+    """Set a worker process up.
+
+    - It exits when the server process that owns the pool is gone (``lifeline``).
+    - The jobs' own pixel limit replaces Pillow's global one: each job checks
+      ``max_source_pixels`` from the header before decoding (in threads of the
+      server process, Pillow's ``MAX_IMAGE_PIXELS`` is left alone).
+    """
+    from PIL import Image
+
+    threading.Thread(
+        target=_exit_with_owner, args=(lifeline,), name="fileresponse-lifeline", daemon=True
+    ).start()
+    Image.MAX_IMAGE_PIXELS = None
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _exit_with_owner(lifeline: Connection) -> None:
+    """Block until the owner's end of the pipe closes, then end this worker at once."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(0)
+
+
+def _kill_workers(pool: Executor) -> None:
+    """End the processes of a process pool (the stdlib has no API for it before 3.14)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        if process.is_alive():
+            process.kill()
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+_executor: JobExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def get_executor() -> JobExecutor:
+    """The executor of this process, built from ``DERIVATIVES_EXECUTOR`` on first use."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = _build_executor()
+    return _executor
+
+
+def reset_executor() -> None:
+    """Shut the executor down and forget it (settings changed, tests)."""
+    global _executor
+    with _executor_lock:
+        executor, _executor = _executor, None
+    if executor is not None:
+        executor.shutdown()
+
+
+@receiver(setting_changed)
+def _forget_executor(*, setting: str, **kwargs: object) -> None:
+    if setting == "FILERESPONSE":
+        reset_executor()
+
+
+def _build_executor() -> JobExecutor:
+    from fileresponse.conf import get_config
+
+    choice = get_config().DERIVATIVES_EXECUTOR
+    if choice == "process":
+        return ProcessPoolJobExecutor()
+    if choice == "thread":
+        return ThreadJobExecutor()
+    executor = import_string(choice)()
+    if not isinstance(executor, JobExecutor):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"DERIVATIVES_EXECUTOR {choice!r} has no async run(job) and shutdown()"
+        )
+    return executor

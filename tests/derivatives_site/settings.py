@@ -1,0 +1,39 @@
+"""The test project with derivatives, for servers started by tests/test_derivative_live.py.
+
+Environment (set by the tests):
+
+- ``FILERESPONSE_TEST_DERIVATIVES_ROOT``: the derivative root on disk;
+- ``FILERESPONSE_TEST_DERIVATIVES_STORAGE``: an alias of ``STORAGES`` (e.g. ``minio``)
+  to store derivatives in instead;
+- ``FILERESPONSE_TEST_LOCK_DIR``: the directory of the lock files;
+- and those of tests/project/settings.py (media root, MinIO).
+
+``fileresponse.derivatives`` logs at INFO to stderr, so the server's log shows
+each ``generated`` record.
+"""
+
+import os
+
+from tests.project.settings import *  # noqa: F403
+from tests.project.settings import LOGGING
+
+ROOT_URLCONF = "tests.derivatives_site.urls"
+
+FILERESPONSE = {
+    "DERIVATIVES_ROOT": os.environ.get("FILERESPONSE_TEST_DERIVATIVES_ROOT") or None,
+    "DERIVATIVES_STORAGE": os.environ.get("FILERESPONSE_TEST_DERIVATIVES_STORAGE") or None,
+    "DERIVATIVES_LOCK_DIR": os.environ.get("FILERESPONSE_TEST_LOCK_DIR") or None,
+    "DERIVATIVES_WORKERS": 1,
+}
+
+LOGGING = {
+    **LOGGING,
+    "loggers": {
+        **LOGGING["loggers"],  # type: ignore[dict-item]
+        "fileresponse.derivatives": {
+            "handlers": ["stderr"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
+}

@@ -1,0 +1,97 @@
+"""The example project's gallery: thumbnails are derivatives, made on first request."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PIL")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO_ROOT / "example"
+
+pytestmark = pytest.mark.slow
+
+# Render the gallery, then request its first thumbnail twice, through Django's test client.
+SCRIPT = """
+import json
+import re
+from pathlib import Path
+
+import django
+
+django.setup()
+from django.conf import settings
+from django.test import Client
+
+client = Client()
+page = client.get("/gallery/")
+sources = re.findall(r'<img src="([^"]+)"', page.content.decode())
+derivatives = Path(settings.FILERESPONSE["DERIVATIVES_ROOT"])
+made_while_rendering = sum(1 for path in derivatives.rglob("*") if path.suffix == ".webp")
+first = client.get(sources[0], HTTP_ACCEPT="image/webp,*/*")
+body = b"".join(first.streaming_content)
+again = client.get(sources[0], HTTP_ACCEPT="image/webp,*/*")
+print(json.dumps({
+    "status": page.status_code,
+    "images": len(sources),
+    "made_while_rendering": made_while_rendering,
+    "thumbnail_status": first.status_code,
+    "thumbnail_type": first["Content-Type"],
+    "thumbnail_bytes": len(body),
+    "same_again": b"".join(again.streaming_content) == body,
+    "stored": sorted(path.name for path in derivatives.rglob("*.webp")),
+}))
+"""
+
+
+def test_gallery_thumbnails_are_derivatives(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DJANGO_SETTINGS_MODULE", "FILERESPONSE_SETTINGS_FILE")
+    }
+    env.update(
+        MEDIA_ROOT=str(tmp_path / "media"),
+        DATABASE=str(tmp_path / "db.sqlite3"),
+        STORAGE="filesystem",
+        ALLOWED_HOSTS="testserver",
+    )
+    prepared = subprocess.run(
+        [sys.executable, str(EXAMPLE / "manage.py"), "prepare_media"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert prepared.returncode == 0, prepared.stderr
+    env.update(
+        DJANGO_SETTINGS_MODULE="example.settings", PYTHONPATH=f"{EXAMPLE}{os.pathsep}{REPO_ROOT}"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["status"] == 200
+    assert report["images"] == 12
+    assert report["made_while_rendering"] == 0
+    assert report["thumbnail_status"] == 200
+    assert report["thumbnail_type"] == "image/webp"
+    assert report["thumbnail_bytes"] > 0
+    assert report["same_again"] is True
+    assert report["stored"] == ["300x200_fill.webp"]
+    assert (tmp_path / "derivatives").is_dir()
