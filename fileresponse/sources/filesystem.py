@@ -25,9 +25,6 @@ __all__ = ["FileObjectSource", "FilesystemSource", "io_executor", "resolve_under
 # preadv(2) flag: fail with EAGAIN instead of waiting for the disk (Linux only).
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 
-# Bytes read on the event loop between two turns given to other tasks.
-_LOOP_TURN_BYTES = 1 << 20
-
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -189,18 +186,15 @@ class FilesystemSource:
         loop = asyncio.get_running_loop()
         scratch = bytearray(min(chunk_size, length)) if self._nowait_reads else None
         offset, end = start, start + length
-        unyielded = 0
         while offset < end:
             size = min(chunk_size, end - offset)
             data = b"" if scratch is None else self._read_cached(fd, scratch, size, offset)
             if data:
                 # A read on the loop does not yield, and neither does a send
-                # that the transport buffers: give the loop a turn (other
-                # connections, a client's disconnect) every MiB.
-                unyielded += len(data)
-                if unyielded >= _LOOP_TURN_BYTES:
-                    unyielded = 0
-                    await asyncio.sleep(0)
+                # that fits the socket buffer: give the loop a turn after each
+                # chunk, so other connections (and a client's disconnect) are
+                # served between two chunks of a download.
+                await asyncio.sleep(0)
             else:
                 data = await loop.run_in_executor(io_executor(), self._pread, fd, size, offset)
             offset += len(data)
