@@ -104,6 +104,7 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/python bench/serve_files.py
+	$(VENV)/bin/python bench/serve_minio.py
 
 clean:
 	rm -rf $(VENV) $(VENV52) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -7,6 +7,7 @@ __all__ = [
     "SourceForbidden",
     "SourceNotFound",
     "SourceUnavailable",
+    "StorageError",
     "UnsafePath",
 ]
 
@@ -45,3 +46,13 @@ class SourceUnavailable(FileResponseError):
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StorageError(FileResponseError):
+    """The storage refuses the configuration (credentials, no such bucket): ``500``, logged.
+
+    Not the client's fault and not transient: ``manage.py check`` reports the
+    same problem at start-up (see :mod:`fileresponse.checks`).
+    """
+
+    status_code = 500

@@ -1,9 +1,10 @@
-"""``serve``: an async view for the files under a root, and the error mapping."""
+"""``serve``: an async view for the files under a root or in a storage, and the error mapping."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -12,14 +13,20 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     HttpResponseNotAllowed,
+    HttpResponseRedirect,
 )
 
-from .conf import get_config
+from .conf import DELIVERY_MODES, get_config
 from .exceptions import FileResponseError, SourceUnavailable
+from .http.ranges import ByteRange
 from .responses import AsyncFileResponse
-from .sources.filesystem import FilesystemSource
+from .sources.base import Source, SourceStat
+from .sources.filesystem import FilesystemSource, _check_relative_path, io_executor
 
-__all__ = ["error_response", "serve"]
+if TYPE_CHECKING:
+    from django.core.files.storage import Storage
+
+__all__ = ["error_response", "serve", "serve_storage"]
 
 logger = logging.getLogger("fileresponse")
 
@@ -46,16 +53,24 @@ def error_response(error: FileResponseError) -> HttpResponse:
     return response
 
 
-_REASONS = {403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
+_REASONS = {
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 async def serve(
     request: HttpRequest,
     path: str,
     document_root: str | None = None,
+    *,
+    storage: str | Storage | None = None,
+    delivery: str | None = None,
     **response_options: Any,
 ) -> HttpResponseBase:
-    """Serve the file at ``path`` under ``document_root``.
+    """Serve the file at ``path`` under ``document_root``, or in ``storage``.
 
     Like ``django.views.static.serve``, for production: async, ranges,
     conditional requests, no directory listings. ``document_root`` defaults
@@ -64,9 +79,16 @@ async def serve(
     :class:`~fileresponse.responses.AsyncFileResponse`::
 
         path("files/<path:path>", serve, {"document_root": MEDIA_ROOT})
+
+    With ``storage`` (an alias of ``STORAGES`` or a Storage instance), the
+    file comes from that storage: see :func:`serve_storage`::
+
+        path("files/<path:path>", serve, {"storage": "default"})
     """
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
+    if storage is not None:
+        return await serve_storage(request, path, storage, delivery=delivery, **response_options)
     root = document_root or get_config().DOCUMENT_ROOT or settings.MEDIA_ROOT
     if not root:
         raise ImproperlyConfigured("serve() needs a document_root, or MEDIA_ROOT set")
@@ -75,3 +97,115 @@ async def serve(
         return await AsyncFileResponse.acreate(source, request, **response_options)
     except FileResponseError as error:
         return error_response(error)
+
+
+async def serve_storage(
+    request: HttpRequest,
+    path: str,
+    storage: str | Storage = "default",
+    *,
+    delivery: str | None = None,
+    **response_options: Any,
+) -> HttpResponseBase:
+    """Serve the file at ``path`` in a Django storage (an alias of ``STORAGES``, or an instance).
+
+    The path is checked like a path under a root (``..``, absolute paths,
+    NUL bytes, backslashes: ``404``), whatever the storage. The source
+    follows the storage: a :class:`~fileresponse.storage.MinioStorage`
+    streams with ranged GETs from its pooled client, a ``FileSystemStorage``
+    is served from its ``location`` like :func:`serve`, any other storage
+    through :class:`~fileresponse.sources.storage.StorageSource`.
+
+    ``delivery`` (default: the MinioStorage's ``DELIVERY``, else ``stream``):
+
+    - ``stream``: this response sends the bytes (ranges, conditional
+      requests, HEAD from a stat alone);
+    - ``presigned``: ``302`` to a URL signed for ``PRESIGNED_TTL`` seconds
+      (other storages: to ``storage.url(name)``);
+    - ``public``: ``302`` to ``PUBLIC_URL`` + key (other storages:
+      ``storage.url(name)``).
+
+    Redirects do not ask the storage whether the file exists: the storage
+    answers ``404`` itself. A storage that does not answer gives ``503``
+    with ``Retry-After``: under ASGI the GET of the first range is started
+    before the response is returned, so the ``503`` covers it too.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    from .sources.storage import storage_source
+
+    backend = _storage(storage)
+    mode = delivery or _default_delivery(backend)
+    if mode not in DELIVERY_MODES:
+        raise ImproperlyConfigured(
+            f"delivery must be one of {', '.join(DELIVERY_MODES)}, not {mode!r}"
+        )
+    try:
+        if mode != "stream":
+            return await _redirect(backend, path, mode)
+        source = storage_source(backend, path)
+        if hasattr(request, "scope"):
+            response = await AsyncFileResponse.acreate(source, request, **response_options)
+            await _start_first_range(source, response)
+            return response
+        # Under WSGI this view runs in a one-off event loop: stat with the
+        # sync clients (pooled per process) in an I/O thread instead.
+        loop = asyncio.get_running_loop()
+        stat = await loop.run_in_executor(io_executor(), _stat_or_close, source)
+        return AsyncFileResponse(source, request, stat=stat, **response_options)
+    except FileResponseError as error:
+        return error_response(error)
+
+
+def _storage(storage: str | Storage) -> Storage:
+    if isinstance(storage, str):
+        from django.core.files.storage import storages
+
+        return storages[storage]
+    return storage
+
+
+def _default_delivery(storage: Storage) -> str:
+    from .storage.minio import MinioStorage
+
+    return storage.config.DELIVERY if isinstance(storage, MinioStorage) else "stream"
+
+
+def _stat_or_close(source: Source) -> SourceStat:
+    try:
+        return source.stat()
+    except BaseException:
+        source.close()
+        raise
+
+
+async def _start_first_range(source: Source, response: AsyncFileResponse) -> None:
+    """Let a remote source open its first GET while a failure can still be a 503."""
+    prepare = getattr(source, "aprepare", None)
+    first = next((part for part in response.plan.body if isinstance(part, ByteRange)), None)
+    if prepare is None or first is None:
+        return
+    try:
+        await prepare(first.first, first.length)
+    except BaseException:
+        source.close()
+        raise
+
+
+async def _redirect(storage: Storage, path: str, mode: str) -> HttpResponseRedirect:
+    from .storage.minio import MinioStorage
+
+    name = "/".join(_check_relative_path(path))
+    if isinstance(storage, MinioStorage):
+        if mode == "presigned":
+            url = await storage.apresigned_url(name)
+        else:
+            url = storage.public_url(name)
+    else:
+        loop = asyncio.get_running_loop()
+        url = await loop.run_in_executor(io_executor(), storage.url, name)
+    response = HttpResponseRedirect(url)
+    if mode == "presigned":
+        # The URL expires: no cache may keep the redirect.
+        response["Cache-Control"] = "private, no-store"
+    return response

@@ -83,7 +83,10 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     assert setting("DEBUG", **overrides) == "False"
     assert setting("ALLOWED_HOSTS", **overrides) == "['files.example.test', 'other.example.test']"
     assert setting("MEDIA_ROOT", **overrides) == repr(tmp_path.resolve())
-    assert setting("FILERESPONSE", **overrides) == "{'CHUNK_SIZE': 65536, 'CACHE_CONTROL': None}"
+    derivatives = str(tmp_path.resolve().parent / "derivatives")
+    assert setting("FILERESPONSE", **overrides) == repr(
+        {"CHUNK_SIZE": 65536, "CACHE_CONTROL": None, "DERIVATIVES_ROOT": derivatives}
+    )
 
 
 def test_another_settings_file_can_be_named(tmp_path: Path) -> None:
@@ -100,7 +103,10 @@ def test_another_settings_file_can_be_named(tmp_path: Path) -> None:
             {"STORAGE": "dropbox"},
             "environment variable STORAGE is 'dropbox'; it must be one of: filesystem, minio.",
         ),
-        ({"STORAGE": "minio"}, "MinIO support arrives with the minio storage"),
+        (
+            {"STORAGE": "minio", "MINIO_BUCKET": ""},
+            "MINIO_BUCKET must name a bucket when STORAGE=minio.",
+        ),
         ({"DEBUG": "maybe"}, "environment variable DEBUG must be true or false, not 'maybe'."),
         ({"CHUNK_SIZE": "lots"}, "environment variable CHUNK_SIZE must be an integer, not 'lots'."),
     ],

@@ -151,8 +151,19 @@ def storages_for(config: ExampleConfig) -> dict[str, dict[str, Any]]:
             "staticfiles": staticfiles,
         }
     if config.storage == "minio":
-        raise ImproperlyConfigured(
-            "MinIO support arrives with the minio storage; set STORAGE=filesystem for now "
-            f"(MINIO_ENDPOINT={config.minio.endpoint}, MINIO_BUCKET={config.minio.bucket})."
-        )
+        if not config.minio.bucket:
+            raise ImproperlyConfigured("MINIO_BUCKET must name a bucket when STORAGE=minio.")
+        return {
+            "default": {
+                "BACKEND": "fileresponse.storage.MinioStorage",
+                "OPTIONS": {
+                    "endpoint": config.minio.endpoint,
+                    "access_key": config.minio.access_key,
+                    "secret_key": config.minio.secret_key,
+                    "bucket": config.minio.bucket,
+                    "secure": config.minio.secure,
+                },
+            },
+            "staticfiles": staticfiles,
+        }
     raise ImproperlyConfigured(f"STORAGE={config.storage!r} has no storage wiring.")

@@ -52,6 +52,8 @@ STORAGES = storages_for(_config)
 FILERESPONSE = {
     "CHUNK_SIZE": _config.chunk_size,
     "CACHE_CONTROL": _config.cache_control,
+    # Thumbnails of the gallery, next to MEDIA_ROOT (whose files the index page lists).
+    "DERIVATIVES_ROOT": str(_config.media_root.parent / "derivatives"),
 }
 
 LANGUAGE_CODE = "en-us"

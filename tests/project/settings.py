@@ -38,6 +38,45 @@ TEMPLATES = [
 MEDIA_ROOT = os.environ.get("FILERESPONSE_TEST_MEDIA_ROOT", str(TESTS_DIR / "media"))
 MEDIA_URL = "/files/"
 
+# Served by fileresponse.views.serve(storage=...) at /storage/<alias>/<path>.
+STORAGES: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # A storage fileresponse does not recognise: served through the Storage API.
+    "generic": {
+        "BACKEND": "tests.project.storages.OpaqueStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
+}
+
+# MinIO storages when the S3 server of the tests is named (see tests/s3server.py).
+_MINIO = "FILERESPONSE_TEST_MINIO_"
+if os.environ.get(_MINIO + "ENDPOINT"):
+    _minio_options = {
+        "endpoint": os.environ[_MINIO + "ENDPOINT"],
+        "access_key": os.environ.get(_MINIO + "ACCESS_KEY", ""),
+        "secret_key": os.environ.get(_MINIO + "SECRET_KEY", ""),
+        "bucket": os.environ.get(_MINIO + "BUCKET", "fileresponse-tests"),
+        "secure": os.environ.get(_MINIO + "SECURE", "0").lower() in ("1", "true", "yes", "on"),
+        "region": os.environ.get(_MINIO + "REGION", "us-east-1"),
+        "prefix": "media",
+        "connect_timeout": 2.0,
+        "read_timeout": 3.0,
+    }
+    _minio_variants = {
+        "minio": {},
+        "minio-presigned": {"delivery": "presigned", "presigned_ttl": 120},
+        "minio-public": {"delivery": "public"},
+    }
+    if os.environ.get(_MINIO + "PROXY_ENDPOINT"):
+        # The same bucket through tests.s3server.CountingProxy, which records each request.
+        _minio_variants["minio-counted"] = {"endpoint": os.environ[_MINIO + "PROXY_ENDPOINT"]}
+    for _alias, _variant in _minio_variants.items():
+        STORAGES[_alias] = {
+            "BACKEND": "fileresponse.storage.MinioStorage",
+            "OPTIONS": {**_minio_options, **_variant},
+        }
+
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,6 +3,7 @@
 - ``files/``: ``fileresponse.views.serve`` over ``MEDIA_ROOT``.
 - ``stock/``: Django's own ``FileResponse``, for comparison.
 - ``attachment/``: ``AsyncFileResponse(..., as_attachment=True)``.
+- ``storage/<alias>/``: ``fileresponse.views.serve`` with ``storage=<alias>`` (STORAGES).
 """
 
 from django.urls import path
@@ -14,4 +15,5 @@ urlpatterns = [
     path("files/<path:path>", serve, name="files"),
     path("stock/<path:path>", stock_file, name="stock"),
     path("attachment/<path:path>", attachment, name="attachment"),
+    path("storage/<str:storage>/<path:path>", serve, name="storage"),
 ]

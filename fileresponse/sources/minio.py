@@ -1,0 +1,178 @@
+"""Objects in MinIO (or any S3-compatible store) of a :class:`~fileresponse.storage.MinioStorage`.
+
+The stat is one HEAD request; each byte range is one ranged GET (``If-Match``
+the stat's ETag, so a response never mixes two versions), read in chunks as
+the client takes them: memory per response is about a chunk plus aiohttp's
+read buffer, whatever the object size. A closed or cancelled response closes
+its GET's connection at once.
+
+Under ASGI the requests go through the event loop's pooled ``miniopy-async``
+client, under WSGI through the process's ``minio`` client. Errors:
+:class:`~fileresponse.exceptions.SourceNotFound` for a missing object,
+:class:`~fileresponse.exceptions.SourceUnavailable` when the storage does not
+answer (a ``503`` before the response starts; after the first byte the
+response is cut short), :class:`~fileresponse.exceptions.StorageError` for a
+refused configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+from fileresponse.exceptions import SourceUnavailable
+from fileresponse.storage.minio import object_key, translate_async_error, translate_sync_error
+
+from .base import SourceStat
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from fileresponse.storage.minio import MinioStorage
+
+__all__ = ["MinioSource"]
+
+logger = logging.getLogger("fileresponse")
+
+
+class MinioSource:
+    """One object of a MinioStorage, named by a URL path under the storage's prefix.
+
+    The path is checked at once (``..``, absolute paths, NUL bytes and
+    backslashes raise :class:`~fileresponse.exceptions.UnsafePath`), so no
+    key outside ``PREFIX`` can be reached.
+    """
+
+    def __init__(self, storage: MinioStorage, relative_path: str) -> None:
+        self._storage = storage
+        self._key = object_key(storage.config.PREFIX, relative_path)
+        self._stat: SourceStat | None = None
+        self._prepared: tuple[int, int, aiohttp.ClientResponse] | None = None
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self._key)
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def __repr__(self) -> str:
+        return f"<MinioSource {self._storage.bucket}/{self._key}>"
+
+    # -- stat -----------------------------------------------------------------
+
+    def stat(self) -> SourceStat:
+        if self._stat is None:
+            self._stat = self._storage.stat_object(self._key)
+        return self._stat
+
+    async def astat(self) -> SourceStat:
+        if self._stat is None:
+            self._stat = await self._storage.astat_object(self._key)
+        return self._stat
+
+    def _etag(self) -> str | None:
+        return None if self._stat is None else self._stat.etag
+
+    # -- reading (async) ------------------------------------------------------
+
+    async def aprepare(self, start: int, length: int) -> None:
+        """Start the GET of the first range now, while errors can still be a ``503``.
+
+        :func:`fileresponse.views.serve` calls it before returning the
+        response; :meth:`aiter_range` then reads that GET.
+        """
+        if length > 0 and self._prepared is None:
+            response = await self._storage.aopen_range(self._key, start, length, self._etag())
+            self._prepared = (start, length, response)
+
+    async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
+        if length <= 0:
+            return
+        if self._closed:
+            raise SourceUnavailable(f"{self!r} is closed")
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[:2] == (start, length):
+            response = prepared[2]
+        else:
+            if prepared is not None:
+                prepared[2].close()
+            response = await self._storage.aopen_range(self._key, start, length, self._etag())
+        sent = 0
+        try:
+            while sent < length:
+                try:
+                    # What has arrived, up to a chunk: no copy to join pieces.
+                    data = await response.content.read(min(chunk_size, length - sent))
+                    if not data:
+                        raise asyncio.IncompleteReadError(b"", length - sent)
+                except Exception as error:
+                    raise self._cut_short(error, sent, length) from error
+                sent += len(data)
+                yield data
+        finally:
+            if sent == length:
+                response.release()  # the connection goes back to the pool
+            else:
+                response.close()  # unread bytes: the connection cannot be reused
+
+    def _cut_short(self, error: Exception, sent: int, length: int) -> Exception:
+        translated: Exception | None
+        if isinstance(error, asyncio.IncompleteReadError):
+            translated = SourceUnavailable("the storage closed the stream")
+        else:
+            translated = translate_async_error(self._storage.config, error)
+        logger.error(
+            "%r: storage stream failed after %d of %d bytes, response cut short: %s",
+            self,
+            sent,
+            length,
+            translated or error,
+        )
+        return translated or error
+
+    # -- reading (sync) -------------------------------------------------------
+
+    def iter_range(self, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
+        if length <= 0:
+            return
+        if self._closed:
+            raise SourceUnavailable(f"{self!r} is closed")
+        response = self._storage.open_range(self._key, start, length, self._etag())
+        sent = 0
+        try:
+            while sent < length:
+                try:
+                    data = response.read(min(chunk_size, length - sent))
+                except Exception as error:
+                    translated = translate_sync_error(self._storage.config, error) or error
+                    logger.error(
+                        "%r: storage stream failed after %d of %d bytes, response cut short: %s",
+                        self,
+                        sent,
+                        length,
+                        translated,
+                    )
+                    raise translated from error
+                if not data:
+                    raise SourceUnavailable(f"{self!r}: the storage closed the stream")
+                sent += len(data)
+                yield data
+        finally:
+            if sent < length:
+                response.close()  # unread bytes: the connection cannot be reused
+            response.release_conn()
+
+    # -- closing ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release a prepared GET that was not read; later reads fail."""
+        self._closed = True
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared[2].close()
