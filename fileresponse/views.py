@@ -21,7 +21,7 @@ from .exceptions import FileResponseError, SourceUnavailable
 from .http.ranges import ByteRange
 from .responses import AsyncFileResponse
 from .sources.base import Source, SourceStat
-from .sources.filesystem import FilesystemSource, _check_relative_path, io_executor
+from .sources.filesystem import FilesystemSource, io_executor, relative_path_parts
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -195,7 +195,7 @@ async def _start_first_range(source: Source, response: AsyncFileResponse) -> Non
 async def _redirect(storage: Storage, path: str, mode: str) -> HttpResponseRedirect:
     from .storage.minio import MinioStorage
 
-    name = "/".join(_check_relative_path(path))
+    name = "/".join(relative_path_parts(path))
     if isinstance(storage, MinioStorage):
         if mode == "presigned":
             url = await storage.apresigned_url(name)

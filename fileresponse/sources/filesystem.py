@@ -20,7 +20,13 @@ from fileresponse.exceptions import SourceForbidden, SourceNotFound, UnsafePath
 
 from .base import SourceStat
 
-__all__ = ["FileObjectSource", "FilesystemSource", "io_executor", "resolve_under_root"]
+__all__ = [
+    "FileObjectSource",
+    "FilesystemSource",
+    "io_executor",
+    "relative_path_parts",
+    "resolve_under_root",
+]
 
 # preadv(2) flag: fail with EAGAIN instead of waiting for the disk (Linux only).
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
@@ -43,8 +49,11 @@ def io_executor() -> ThreadPoolExecutor:
     return _executor
 
 
-def _check_relative_path(relative_path: str) -> list[str]:
-    """The parts of a URL path, or :class:`UnsafePath` (no I/O)."""
+def relative_path_parts(relative_path: str) -> list[str]:
+    """The parts of a URL path, checked: :class:`UnsafePath` for anything that could escape.
+
+    No I/O: symlinks are checked at stat time by :func:`resolve_under_root`.
+    """
     if "\x00" in relative_path or "\\" in relative_path:
         raise UnsafePath("NUL or backslash in path")
     if relative_path.startswith("/") or (len(relative_path) > 1 and relative_path[1] == ":"):
@@ -63,7 +72,7 @@ def resolve_under_root(root: str | os.PathLike[str], relative_path: str) -> str:
     Raises :class:`UnsafePath` when the result is not inside the real root.
     Does I/O (``realpath``): call it off the event loop.
     """
-    parts = _check_relative_path(relative_path)
+    parts = relative_path_parts(relative_path)
     real_root = os.path.realpath(root)
     candidate = os.path.realpath(os.path.join(real_root, *parts))
     if os.path.commonpath([real_root, candidate]) != real_root or candidate == real_root:
@@ -97,7 +106,7 @@ class FilesystemSource:
     @classmethod
     def from_root(cls, root: str | os.PathLike[str], relative_path: str) -> FilesystemSource:
         """A source for a URL path under ``root``; the syntax is checked now, symlinks at stat."""
-        _check_relative_path(relative_path)
+        relative_path_parts(relative_path)
         return cls(relative_path, root=root)
 
     @property

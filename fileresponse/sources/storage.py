@@ -27,7 +27,7 @@ from fileresponse.exceptions import (
 )
 
 from .base import Source, SourceStat
-from .filesystem import FilesystemSource, _check_relative_path, io_executor
+from .filesystem import FilesystemSource, io_executor, relative_path_parts
 
 __all__ = ["StorageSource", "storage_source"]
 
@@ -46,7 +46,7 @@ def storage_source(storage: Storage, relative_path: str) -> Source:
         return storage.source(relative_path)
     if isinstance(storage, FileSystemStorage):
         return FilesystemSource.from_root(storage.location, relative_path)
-    return StorageSource(storage, "/".join(_check_relative_path(relative_path)))
+    return StorageSource(storage, "/".join(relative_path_parts(relative_path)))
 
 
 class StorageSource:

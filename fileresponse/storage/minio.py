@@ -50,7 +50,7 @@ from fileresponse.exceptions import (
     UnsafePath,
 )
 from fileresponse.sources.base import SourceStat
-from fileresponse.sources.filesystem import _check_relative_path, io_executor
+from fileresponse.sources.filesystem import io_executor, relative_path_parts
 
 if TYPE_CHECKING:
     import aiohttp
@@ -126,7 +126,7 @@ def object_key(prefix: str, relative_path: str) -> str:
     backslashes raise :class:`~fileresponse.exceptions.UnsafePath`, empty and
     ``.`` segments are dropped, so no key outside the prefix can be named.
     """
-    parts = _check_relative_path(relative_path)
+    parts = relative_path_parts(relative_path)
     key = "/".join([prefix, *parts] if prefix else parts)
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise UnsafePath(f"object key longer than {MAX_KEY_BYTES} bytes")
