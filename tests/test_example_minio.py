@@ -115,7 +115,11 @@ def test_files_url_serves_the_bucket(example_server: str) -> None:
         )
         missing = client.get("/files/example/absent.bin")
         escape = client.get("/files/%2e%2e/example/data.bin")
+        index = client.get("/")
 
+    assert index.status_code == 200
+    assert "MinioStorage" in index.text
+    assert 'href="/files/example/data.bin"' in index.text
     assert whole.status_code == 200
     assert whole.content == CONTENT
     assert (part.status_code, part.content) == (206, CONTENT[100:200])

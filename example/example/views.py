@@ -1,8 +1,7 @@
-import os
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 
-from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -13,22 +12,27 @@ class MediaEntry:
     size: int
 
 
-def list_media(root: Path) -> list[MediaEntry]:
-    """Every regular file under ``root``, as POSIX paths relative to it, sorted."""
-    entries = []
-    for directory, subdirectories, filenames in os.walk(root):
-        subdirectories.sort()
-        for filename in sorted(filenames):
-            file_path = Path(directory, filename)
-            if file_path.is_file():
-                relative = file_path.relative_to(root).as_posix()
-                entries.append(MediaEntry(path=relative, size=file_path.stat().st_size))
+def list_storage(storage: Storage, directory: str = "") -> list[MediaEntry]:
+    """Every file of ``storage`` below ``directory``, depth first, sorted by name."""
+    directories, files = storage.listdir(directory)
+    entries = [
+        MediaEntry(path=path, size=storage.size(path))
+        for path in (posixpath.join(directory, name) for name in sorted(files))
+    ]
+    for name in sorted(directories):
+        entries.extend(list_storage(storage, posixpath.join(directory, name)))
     return entries
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    # A sync view: Django runs it in a worker thread under ASGI, so walking the
-    # directory does not block the event loop.
-    media_root = Path(settings.MEDIA_ROOT)
-    context = {"media_root": media_root, "entries": list_media(media_root)}
+    # A sync view: Django runs it in a worker thread under ASGI, so listing the
+    # storage (a directory on disk, or a MinIO bucket) does not block the event loop.
+    storage = storages["default"]
+    minio_config = getattr(storage, "config", None)
+    location = getattr(storage, "location", None) or getattr(minio_config, "BUCKET", "")
+    context = {
+        "storage": type(storage).__name__,
+        "location": location,
+        "entries": list_storage(storage),
+    }
     return render(request, "index.html", context)
