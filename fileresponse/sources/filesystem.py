@@ -6,6 +6,7 @@ called from async code; the sync variants are for WSGI and sync views.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import errno
 import os
@@ -23,6 +24,7 @@ from .base import SourceStat
 __all__ = [
     "FileObjectSource",
     "FilesystemSource",
+    "ThreadedReads",
     "io_executor",
     "relative_path_parts",
     "resolve_under_root",
@@ -260,7 +262,33 @@ class FilesystemSource:
             os.close(fd)
 
 
-class FileObjectSource:
+class ThreadedReads(abc.ABC):
+    """Range reads for sources that read with a blocking ``_read_at(offset, size)``.
+
+    The async variant runs every read in the I/O threads.
+    """
+
+    @abc.abstractmethod
+    def _read_at(self, offset: int, size: int) -> bytes:
+        """Exactly ``size`` bytes at ``offset`` (blocking), or an ``OSError``."""
+
+    def iter_range(self, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
+        offset, end = start, start + length
+        while offset < end:
+            data = self._read_at(offset, min(chunk_size, end - offset))
+            offset += len(data)
+            yield data
+
+    async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        offset, end = start, start + length
+        while offset < end:
+            size = min(chunk_size, end - offset)
+            yield await loop.run_in_executor(io_executor(), self._read_at, offset, size)
+            offset += size
+
+
+class FileObjectSource(ThreadedReads):
     """An open binary file object (anything with ``read`` and ``seek``).
 
     The response takes ownership: closing the response closes the file.
@@ -312,21 +340,6 @@ class FileObjectSource:
         if len(data) < size:
             raise OSError(errno.EIO, "file shrank while it was being sent")
         return data
-
-    def iter_range(self, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
-        offset, end = start, start + length
-        while offset < end:
-            data = self._read_at(offset, min(chunk_size, end - offset))
-            offset += len(data)
-            yield data
-
-    async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        offset, end = start, start + length
-        while offset < end:
-            size = min(chunk_size, end - offset)
-            yield await loop.run_in_executor(io_executor(), self._read_at, offset, size)
-            offset += size
 
     def close(self) -> None:
         with self._lock:

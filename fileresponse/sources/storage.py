@@ -15,7 +15,7 @@ import asyncio
 import errno
 import posixpath
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
 from django.core.files.storage import FileSystemStorage, Storage
@@ -27,7 +27,7 @@ from fileresponse.exceptions import (
 )
 
 from .base import Source, SourceStat
-from .filesystem import FilesystemSource, io_executor, relative_path_parts
+from .filesystem import FilesystemSource, ThreadedReads, io_executor, relative_path_parts
 
 __all__ = ["StorageSource", "storage_source"]
 
@@ -49,7 +49,7 @@ def storage_source(storage: Storage, relative_path: str) -> Source:
     return StorageSource(storage, "/".join(relative_path_parts(relative_path)))
 
 
-class StorageSource:
+class StorageSource(ThreadedReads):
     """A file of a Django Storage, read through the Storage API.
 
     ``stat`` asks ``size`` and ``get_modified_time`` (the ETag is derived
@@ -150,21 +150,6 @@ class StorageSource:
         if not isinstance(data, bytes) or len(data) < size:
             raise OSError(errno.EIO, f"{self!r} shrank while it was being sent")
         return data
-
-    def iter_range(self, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
-        offset, end = start, start + length
-        while offset < end:
-            data = self._read_at(offset, min(chunk_size, end - offset))
-            offset += len(data)
-            yield data
-
-    async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        offset, end = start, start + length
-        while offset < end:
-            size = min(chunk_size, end - offset)
-            yield await loop.run_in_executor(io_executor(), self._read_at, offset, size)
-            offset += size
 
     def close(self) -> None:
         """Close the open file now, or after the read under way (never waits for it)."""

@@ -329,35 +329,39 @@ def _from_s3_code(config: MinioConfig, code: str | None, error: BaseException) -
 def translate_sync_error(config: MinioConfig, error: Exception) -> FileResponseError | None:
     """The library's error for an error of the ``minio`` SDK or urllib3 (``None``: not ours)."""
     import urllib3
-    from minio.error import InvalidResponseError, S3Error, ServerError
+    from minio import error as sdk
 
-    if isinstance(error, FileResponseError):
-        return error
-    if isinstance(error, S3Error):
-        return _from_s3_code(config, error.code, error)
-    if isinstance(error, ServerError):
-        if error.status_code >= 500 or error.status_code == 429:
-            return _unavailable(config, error)
-        return StorageError(f"MinIO at {config.endpoint_url}: {error}")
-    if isinstance(error, (InvalidResponseError, urllib3.exceptions.HTTPError, OSError)):
-        return _unavailable(config, error)
-    return None
+    transport = (sdk.InvalidResponseError, urllib3.exceptions.HTTPError, OSError)
+    return _translate(config, error, sdk.S3Error, sdk.ServerError, transport)
 
 
 def translate_async_error(config: MinioConfig, error: Exception) -> FileResponseError | None:
     """The library's error for an error of ``miniopy-async`` or aiohttp (``None``: not ours)."""
     import aiohttp
-    from miniopy_async.error import InvalidResponseError, S3Error, ServerError
+    from miniopy_async import error as sdk
 
+    transport = (sdk.InvalidResponseError, aiohttp.ClientError, TimeoutError, OSError)
+    return _translate(config, error, sdk.S3Error, sdk.ServerError, transport)
+
+
+def _translate(
+    config: MinioConfig,
+    error: Exception,
+    s3_error: type[Exception],
+    server_error: type[Exception],
+    transport_errors: tuple[type[BaseException], ...],
+) -> FileResponseError | None:
+    """One mapping for both SDKs, which mirror each other's exception classes."""
     if isinstance(error, FileResponseError):
         return error
-    if isinstance(error, S3Error):
-        return _from_s3_code(config, error.code, error)
-    if isinstance(error, ServerError):
-        if error.status_code >= 500 or error.status_code == 429:
+    if isinstance(error, s3_error):
+        return _from_s3_code(config, error.code, error)  # type: ignore[attr-defined]
+    if isinstance(error, server_error):
+        status = error.status_code  # type: ignore[attr-defined]
+        if status >= 500 or status == 429:
             return _unavailable(config, error)
         return StorageError(f"MinIO at {config.endpoint_url}: {error}")
-    if isinstance(error, (InvalidResponseError, aiohttp.ClientError, TimeoutError, OSError)):
+    if isinstance(error, transport_errors):
         return _unavailable(config, error)
     return None
 
