@@ -12,8 +12,9 @@ quality 85, from the same generated JPEGs, into fresh storages.
 (b) one thumbnail of a 4000x3000 JPEG, made and stored: sorl ``get_thumbnail``,
     easy-thumbnails ``get_thumbnail``, fileresponse ``obtain_derivative`` (stat,
     process, atomic write; with the default process pool, warm, and with the
-    thread executor), and fileresponse's engine alone. Median of ``--repeat`` runs,
-    each on a source no library has seen.
+    thread executor), the same with the libvips engine (``DERIVATIVES_ENGINE =
+    "vips"``, process pool, warm; when pyvips is installed), and each fileresponse
+    engine alone. Median of ``--repeat`` runs, each on a source no library has seen.
 (c) cache-hit requests per second: uvicorn (one worker) serving the Django site
     bench/apps/deriv_site; ``wrk`` requests a stored thumbnail through the derivative
     URL, and the same file through ``fileresponse.views.serve``. Best of two rounds.
@@ -67,6 +68,8 @@ PAGE_THUMBNAILS = 50
 PAGE_SOURCE_SIZE = (1600, 1200)
 BIG_SOURCE_SIZE = (4000, 3000)
 SPEC = "300x200 fill"
+#: Rows of (b), each making `--repeat` thumbnails of sources of its own.
+SINGLE_CANDIDATES = 7
 QUALITY = 85
 TARGETS = {"page_speedup": 20.0, "single_vs_fastest_peer": 1.0, "hit_vs_plain": 0.8}
 
@@ -111,7 +114,7 @@ def write_sources(media: Path, repeat: int) -> tuple[list[str], list[str]]:
         page.append(name)
     big_photo = make_photo(BIG_SOURCE_SIZE, 1000)
     big = []
-    for number in range(repeat * 5 + 2):
+    for number in range(repeat * SINGLE_CANDIDATES + 2):
         # Same pixels, distinct files: every run starts uncached for every library.
         name = f"big/photo-{number:02d}.jpg"
         (media / name).write_bytes(big_photo)
@@ -257,10 +260,12 @@ def bench_single(big: list[str], media: Path, derivatives: Path, repeat: int) ->
     from PIL import Image
     from sorl.thumbnail import get_thumbnail
 
+    from fileresponse.conf import get_config
     from fileresponse.derivatives import executor as executor_module
     from fileresponse.derivatives.cache import DerivativeStore
     from fileresponse.derivatives.pipeline import obtain_derivative
-    from fileresponse.derivatives.processors.image import ImageJob, process_image
+    from fileresponse.derivatives.processors import get_engine
+    from fileresponse.derivatives.processors.image import ImageJob
     from fileresponse.derivatives.spec import parse_spec
 
     spec = parse_spec(SPEC)
@@ -277,25 +282,34 @@ def bench_single(big: list[str], media: Path, derivatives: Path, repeat: int) ->
         )
         outputs["easy-thumbnails"] = (thumbnail.width, thumbnail.height)
 
-    def engine_run() -> None:
-        job = ImageJob(
-            spec=spec,
-            output_format="jpeg",
-            max_source_pixels=50_000_000,
-            max_source_bytes=50 * 1024 * 1024,
-            path=str(media / next(sources)),
-        )
-        result = process_image(job)
-        outputs["fileresponse engine only"] = (result.width, result.height)
+    def engine_run(engine: str, label: str) -> Any:
+        process = get_engine(engine).process
 
-    def fileresponse_run(executor: executor_module.JobExecutor, label: str) -> Any:
+        def run() -> None:
+            job = ImageJob(
+                spec=spec,
+                output_format="jpeg",
+                max_source_pixels=50_000_000,
+                max_source_bytes=50 * 1024 * 1024,
+                path=str(media / next(sources)),
+                engine=engine,
+            )
+            result = process(job)
+            outputs[label] = (result.width, result.height)
+
+        return run
+
+    def fileresponse_run(
+        executor: executor_module.JobExecutor, label: str, engine: str = "pillow"
+    ) -> Any:
         from django.core.files.storage import FileSystemStorage
 
         store = DerivativeStore(FileSystemStorage(location=str(derivatives)))
+        config = get_config(DERIVATIVES_ENGINE=engine)
 
         async def one() -> None:
             obtained = await obtain_derivative(
-                default_storage, "default", next(sources), spec, "jpeg", store=store
+                default_storage, "default", next(sources), spec, "jpeg", store=store, config=config
             )
             obtained.stored.source.close()
             with Image.open(obtained.stored.stat.path) as image:
@@ -319,13 +333,25 @@ def bench_single(big: list[str], media: Path, derivatives: Path, repeat: int) ->
         "fileresponse (thread executor)": fileresponse_run(
             threads, "fileresponse (thread executor)"
         ),
-        "fileresponse engine only": engine_run,
+        "fileresponse engine only": engine_run("pillow", "fileresponse engine only"),
     }
+    vips_pool = None
+    if have_module("pyvips"):
+        # The libvips engine, in a process pool of its own (the default executor).
+        vips_pool = executor_module.ProcessPoolJobExecutor(max_workers=1)
+        candidates["fileresponse (vips)"] = fileresponse_run(
+            vips_pool, "fileresponse (vips)", engine="vips"
+        )
+        candidates["fileresponse vips engine only"] = engine_run(
+            "vips", "fileresponse vips engine only"
+        )
     results: dict[str, Any] = {}
     try:
-        # Warm the process pool (its start is a one-off per server process, not per thumbnail).
+        # Warm the process pools (their start is a one-off per server process, not per thumbnail).
         executor_module._executor = process_pool
         asyncio.run(_warm_pool(process_pool, media / big[-1]))
+        if vips_pool is not None:
+            asyncio.run(_warm_pool(vips_pool, media / big[-1], engine="vips"))
         for label, run in candidates.items():
             times = []
             for _ in range(repeat):
@@ -338,17 +364,26 @@ def bench_single(big: list[str], media: Path, derivatives: Path, repeat: int) ->
         executor_module._executor = None
         process_pool.shutdown()
         threads.shutdown()
+        if vips_pool is not None:
+            vips_pool.shutdown()
     for label, size in outputs.items():
         results[label]["output_size"] = list(size)
     return results
 
 
-async def _warm_pool(pool: Any, path: Path) -> None:
+async def _warm_pool(pool: Any, path: Path, engine: str = "pillow") -> None:
     from fileresponse.derivatives.processors.image import ImageJob
     from fileresponse.derivatives.spec import parse_spec
 
     await pool.run(
-        ImageJob(parse_spec("10x10"), "jpeg", 50_000_000, 50 * 1024 * 1024, path=str(path))
+        ImageJob(
+            parse_spec("10x10"),
+            "jpeg",
+            50_000_000,
+            50 * 1024 * 1024,
+            path=str(path),
+            engine=engine,
+        )
     )
 
 
@@ -459,6 +494,10 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
             fastest_peer / single["fileresponse (thread executor)"]["median_s"]
         ),
     }
+    if "fileresponse (vips)" in single:
+        vips = single["fileresponse (vips)"]["median_s"]
+        out["single_vips_vs_fastest_peer"] = fastest_peer / vips
+        out["single_vips_vs_pillow"] = default / vips
     hits = report["cache_hits"]
     if "requests_per_s" in hits:
         rates = hits["requests_per_s"]
@@ -515,7 +554,13 @@ def markdown(report: dict[str, Any]) -> str:
         "Target: at least as fast as the fastest peer: "
         + ("**met**" if r["targets_met"]["single_vs_fastest_peer"] else "**not met**")
         + f" (the fastest peer takes {r['single_vs_fastest_peer']:.1f}x the time of fileresponse"
-        f" with its default process pool, {r['single_thread_vs_fastest_peer']:.1f}x with threads).",
+        f" with its default process pool, {r['single_thread_vs_fastest_peer']:.1f}x with threads)."
+        + (
+            f" With the libvips engine: {r['single_vips_vs_fastest_peer']:.1f}x; libvips takes"
+            f" {1 / r['single_vips_vs_pillow']:.2f}x the time of Pillow (process pool both)."
+            if "single_vips_vs_pillow" in r
+            else ""
+        ),
         "",
         "## (c) Cache hits over HTTP (uvicorn, one worker)",
         "",
@@ -578,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
                     "fileresponse",
                     "Django",
                     "Pillow",
+                    "pyvips",
+                    "pyvips-binary",
                     "sorl-thumbnail",
                     "easy-thumbnails",
                 )

@@ -74,6 +74,9 @@ class Config:
     DERIVATIVES_MAX_SOURCE_BYTES: int = 50 * 1024 * 1024
     #: Output formats ``auto`` may pick, best first, when the ``Accept`` header allows.
     DERIVATIVES_AUTO_FORMATS: tuple[str, ...] = ("avif", "webp")
+    #: The image engine: ``"pillow"`` (``fileresponse[images]``) or ``"vips"`` (libvips,
+    #: ``fileresponse[vips]``). Part of every cache key: engines never share derivatives.
+    DERIVATIVES_ENGINE: str = "pillow"
     #: ``"process"`` (a process pool per server process), ``"thread"``, or a dotted path.
     DERIVATIVES_EXECUTOR: str = "process"
     #: Worker processes (or threads) per server process; ``None``: CPUs, at most 4.
@@ -119,6 +122,7 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     "DERIVATIVES_MAX_SOURCE_PIXELS": (int,),
     "DERIVATIVES_MAX_SOURCE_BYTES": (int,),
     "DERIVATIVES_AUTO_FORMATS": (tuple, list),
+    "DERIVATIVES_ENGINE": (str,),
     "DERIVATIVES_EXECUTOR": (str,),
     "DERIVATIVES_WORKERS": (int, type(None)),
     "DERIVATIVES_MAX_PENDING": (int,),
@@ -178,6 +182,7 @@ def validate(values: Mapping[str, Any]) -> list[str]:
 _DERIVATIVE_CHOICES: Mapping[str, tuple[str, ...]] = {
     "DERIVATIVES_SERVE": ("stream", "redirect", "accel"),
     "DERIVATIVES_LOCK": ("auto", "local", "storage", "redis"),
+    "DERIVATIVES_ENGINE": ("pillow", "vips"),
 }
 
 

@@ -1,4 +1,8 @@
-"""The Pillow engine, called directly: every output is checked by decoding it."""
+"""The engines (Pillow, and libvips where pyvips is installed), called directly.
+
+Every output is checked by decoding it (with Pillow). The tables run against
+both engines, which share one contract; a few tests look inside one engine.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ import pytest
 
 pytest.importorskip("PIL")
 
-from PIL import Image, ImageOps
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from PIL import Image, ImageChops, ImageOps
 
 from fileresponse.derivatives.exceptions import (
     CorruptImage,
@@ -17,10 +25,10 @@ from fileresponse.derivatives.exceptions import (
     SourceTooLarge,
     UnsupportedFormat,
 )
+from fileresponse.derivatives.processors import Engine, get_engine
 from fileresponse.derivatives.processors.image import (
     ImageJob,
     ImageResult,
-    output_formats,
     process_image,
     source_box,
 )
@@ -30,11 +38,36 @@ from tests import images
 LIMITS = {"max_source_pixels": 50_000_000, "max_source_bytes": 20 * 1024 * 1024}
 
 
-def run(data: bytes, spec: str, output_format: str = "jpeg", **limits: int) -> ImageResult:
-    job = ImageJob(
-        spec=parse_spec(spec), output_format=output_format, data=data, **{**LIMITS, **limits}
-    )
-    return process_image(job)
+Run = Callable[..., ImageResult]
+
+
+def load_engine(name: str) -> Engine:
+    try:
+        return get_engine(name)
+    except ImproperlyConfigured as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(params=["pillow", "vips"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return load_engine(request.param)
+
+
+@pytest.fixture
+def run(engine: Engine) -> Run:
+    """``run(data, spec, output_format="jpeg", **limits)`` with the engine under test."""
+
+    def run(data: bytes, spec: str, output_format: str = "jpeg", **limits: int) -> ImageResult:
+        job = ImageJob(
+            spec=parse_spec(spec),
+            output_format=output_format,
+            data=data,
+            engine=engine.name,
+            **{**LIMITS, **limits},
+        )
+        return engine.process(job)
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +96,7 @@ def landscape() -> bytes:
         ("fit", (1200, 800)),
     ],
 )
-def test_output_size(landscape: bytes, spec: str, size: tuple[int, int]) -> None:
+def test_output_size(run: Run, landscape: bytes, spec: str, size: tuple[int, int]) -> None:
     result = run(landscape, spec)
     decoded = images.decode(result.data)
     assert decoded.format == "JPEG"
@@ -81,7 +114,9 @@ def test_output_size(landscape: bytes, spec: str, size: tuple[int, int]) -> None
     ],
 )
 @pytest.mark.parametrize("mode", ["crop", "fill"])
-def test_gravity_picks_the_corner(gravity: str, corner: tuple[int, int, int], mode: str) -> None:
+def test_gravity_picks_the_corner(
+    run: Run, gravity: str, corner: tuple[int, int, int], mode: str
+) -> None:
     source = images.encode(images.quadrants((400, 400)), "PNG")
     # crop: a 100x100 corner; fill: 200x190 of the 400x400 scaled to cover, i.e. the source
     # cut to 400x380 at the gravity: the corner pixel is the source's corner.
@@ -107,8 +142,10 @@ def test_fill_center_cuts_both_sides_evenly() -> None:
 # ---------------------------------------------------------------- formats
 
 
-@pytest.mark.parametrize("output_format", sorted(output_formats()))
-def test_formats(landscape: bytes, output_format: str) -> None:
+@pytest.mark.parametrize("output_format", ["jpeg", "png", "webp", "avif"])
+def test_formats(run: Run, engine: Engine, landscape: bytes, output_format: str) -> None:
+    if output_format not in engine.output_formats():
+        pytest.skip(f"this {engine.name} cannot write {output_format}")
     result = run(landscape, "300x200 fill", output_format)
     decoded = images.decode(result.data)
     assert (
@@ -119,18 +156,20 @@ def test_formats(landscape: bytes, output_format: str) -> None:
     assert result.content_type == f"image/{output_format}"
 
 
-def test_avif_is_supported_here() -> None:
-    # The Pillow wheels of this project's environment include libavif; the view answers
-    # 400 'unsupported format' where a Pillow without it runs (see test_derivative_views).
-    assert "avif" in output_formats()
+def test_avif_is_supported_here(engine: Engine) -> None:
+    # The Pillow and pyvips-binary wheels of this project's environment include an AVIF
+    # encoder; the view answers 400 'unsupported format' where one without it runs (see
+    # test_derivative_views).
+    assert "avif" in engine.output_formats()
+    assert engine.output_formats() <= {"jpeg", "png", "webp", "avif"}
 
 
-def test_unknown_output_format_is_refused(landscape: bytes) -> None:
+def test_unknown_output_format_is_refused(run: Run, landscape: bytes) -> None:
     with pytest.raises(UnsupportedFormat, match="unsupported format: gif"):
         run(landscape, "100x100", "gif")
 
 
-def test_quality_changes_the_size(landscape: bytes) -> None:
+def test_quality_changes_the_size(run: Run, landscape: bytes) -> None:
     low = run(landscape, "600x400 q=10").data
     high = run(landscape, "600x400 q=95").data
     assert len(low) < len(high)
@@ -140,7 +179,7 @@ def test_quality_changes_the_size(landscape: bytes) -> None:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_is_applied_and_metadata_stripped(orientation: int) -> None:
+def test_exif_orientation_is_applied_and_metadata_stripped(run: Run, orientation: int) -> None:
     source = images.rotated_jpeg((400, 200), orientation)
     expected = ImageOps.exif_transpose(images.decode(source))
     result = run(source, "100x100", "jpeg")
@@ -160,7 +199,7 @@ def test_exif_orientation_is_applied_and_metadata_stripped(orientation: int) -> 
     assert b"must not survive" not in result.data
 
 
-def test_png_alpha_is_kept_in_png_and_webp_and_flattened_in_jpeg() -> None:
+def test_png_alpha_is_kept_in_png_and_webp_and_flattened_in_jpeg(run: Run) -> None:
     source = images.png_with_alpha((400, 300))
     png = images.decode(run(source, "200x150", "png").data)
     assert png.mode == "RGBA"
@@ -174,13 +213,13 @@ def test_png_alpha_is_kept_in_png_and_webp_and_flattened_in_jpeg() -> None:
     assert images.close(jpeg.getpixel((190, 75)), (255, 255, 255), 8)  # type: ignore[arg-type]
 
 
-def test_no_format_keeps_png_for_alpha() -> None:
+def test_no_format_keeps_png_for_alpha(run: Run) -> None:
     # The view picks the family from the name; the engine writes what it is told.
     source = images.png_with_alpha((40, 30))
     assert images.decode(run(source, "20x15", "png").data).mode == "RGBA"
 
 
-def test_cmyk_jpeg_becomes_rgb() -> None:
+def test_cmyk_jpeg_becomes_rgb(run: Run) -> None:
     result = run(images.cmyk_jpeg((600, 400)), "300x200", "jpeg")
     decoded = images.decode(result.data)
     assert decoded.mode == "RGB"
@@ -188,7 +227,7 @@ def test_cmyk_jpeg_becomes_rgb() -> None:
     assert images.close(decoded.getpixel((150, 100)), (0, 255, 255), 20)  # type: ignore[arg-type]
 
 
-def test_icc_profile_is_converted_to_srgb_and_dropped() -> None:
+def test_icc_profile_is_converted_to_srgb_and_dropped(run: Run) -> None:
     red = Image.new("RGB", (64, 64), (255, 0, 0))
     source = images.encode(red, "PNG", icc_profile=images.swapped_primaries_profile())
     decoded = images.decode(run(source, "32x32", "png").data)
@@ -198,7 +237,7 @@ def test_icc_profile_is_converted_to_srgb_and_dropped() -> None:
     assert red < 60
 
 
-def test_an_srgb_profile_changes_nothing() -> None:
+def test_an_srgb_profile_changes_nothing(run: Run) -> None:
     from PIL import ImageCms
 
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -209,7 +248,7 @@ def test_an_srgb_profile_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "1", "I;16", "RGBA"])
-def test_unusual_modes(mode: str) -> None:
+def test_unusual_modes(run: Run, mode: str) -> None:
     image = images.gradient((120, 80)).convert("L" if mode == "I;16" else mode)
     if mode == "I;16":
         image = image.convert("I").point(lambda value: value * 256).convert("I;16")
@@ -220,7 +259,7 @@ def test_unusual_modes(mode: str) -> None:
 
 
 def test_large_jpeg_is_drafted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 4000x3000 JPEG to 300x200: decoded at 1/4 scale, then reduced and resampled."""
+    """Pillow, a 4000x3000 JPEG to 300x200: decoded at 1/4 scale, then reduced and resampled."""
     source = images.jpeg((4000, 3000), quality=85)
     from PIL import JpegImagePlugin
 
@@ -236,10 +275,34 @@ def test_large_jpeg_is_drafted(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("PIL.JpegImagePlugin.JpegImageFile.draft", spy)
     started = time.perf_counter()
-    result = run(source, "300x200 fill", "jpeg")
+    result = process_image(ImageJob(parse_spec("300x200 fill"), "jpeg", data=source, **LIMITS))
     elapsed = time.perf_counter() - started
     assert (result.width, result.height) == (300, 200)
     assert drafts == [(1000, 750)]
+    assert elapsed < 2.0
+
+
+def test_large_jpeg_is_shrunk_on_load_by_vips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libvips, the same job: the JPEG decoder shrinks by 4 while it decodes."""
+    engine = load_engine("vips")
+    from fileresponse.derivatives.processors import vips
+
+    loads: list[dict[str, object]] = []
+    original = vips._load
+
+    def spy(source: object, **options: object) -> object:
+        loads.append(options)
+        return original(source, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vips, "_load", spy)
+    source = images.jpeg((4000, 3000), quality=85)
+    job = ImageJob(parse_spec("300x200 fill"), "jpeg", data=source, engine="vips", **LIMITS)
+    started = time.perf_counter()
+    result = engine.process(job)
+    elapsed = time.perf_counter() - started
+    assert (result.width, result.height) == (300, 200)
+    assert images.decode(result.data).size == (300, 200)
+    assert loads == [{}, {"shrink": 4}]  # the header, then the pixels at 1000x750
     assert elapsed < 2.0
 
 
@@ -286,7 +349,9 @@ BAD_INPUT = [
     [case[1:] for case in BAD_INPUT],
     ids=[case[0] for case in BAD_INPUT],
 )
-def test_bad_input(data: bytes, limits: dict[str, int], error: type[ProcessingError]) -> None:
+def test_bad_input(
+    run: Run, data: bytes, limits: dict[str, int], error: type[ProcessingError]
+) -> None:
     with pytest.raises(error) as raised:
         run(data, "100x100", "jpeg", **limits)
     reason = str(raised.value)
@@ -295,7 +360,7 @@ def test_bad_input(data: bytes, limits: dict[str, int], error: type[ProcessingEr
     assert 400 <= raised.value.status_code < 500
 
 
-def test_bomb_is_refused_before_decoding() -> None:
+def test_bomb_is_refused_before_decoding(run: Run) -> None:
     """A 900-megapixel header costs no memory: refused from the header alone."""
     import resource
 
@@ -326,3 +391,68 @@ def test_path_source(tmp_path: object, landscape: bytes) -> None:
     assert images.decode(process_image(job).data).size == (120, 80)
     with pytest.raises(NotAnImage, match="gone"):
         process_image(ImageJob(parse_spec("120x80"), "webp", path=str(path) + ".x", **LIMITS))
+
+
+# ---------------------------------------------------------------- libvips only
+
+
+def _vips_native() -> bytes:
+    import tempfile
+
+    import pyvips
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = f"{directory}/image.v"
+        pyvips.Image.black(16, 16).write_to_file(path)
+        with open(path, "rb") as file:
+            return file.read()
+
+
+VIPS_REFUSED = [
+    # Formats libvips reads that the engine refuses unread (not in INPUT_LOADERS).
+    ("vips native", _vips_native),
+    ("matrix text", lambda: b"2 2\n1 2\n3 4\n"),
+    ("ppm", lambda: b"P6\n2 2\n255\n" + bytes(12)),
+    # What Pillow reads and libvips does not: a difference between the engines.
+    ("bmp", lambda: images.encode(Image.new("RGB", (32, 32)), "BMP")),
+]
+
+
+@pytest.mark.parametrize(
+    "make", [case[1] for case in VIPS_REFUSED], ids=[case[0] for case in VIPS_REFUSED]
+)
+def test_vips_refuses_other_loaders(make: Callable[[], bytes]) -> None:
+    engine = load_engine("vips")
+    job = ImageJob(parse_spec("10x10"), "png", data=make(), engine="vips", **LIMITS)
+    with pytest.raises(NotAnImage, match="not an image of a supported format"):
+        engine.process(job)
+
+
+def test_vips_reads_a_path_as_it_is(tmp_path: Any) -> None:
+    """A file name with ``[...]`` is a name, not libvips load options."""
+    engine = load_engine("vips")
+    path = tmp_path / "photo[shrink=8].jpg"
+    path.write_bytes(images.jpeg((400, 200)))
+    job = ImageJob(parse_spec("200x100"), "png", path=str(path), engine="vips", **LIMITS)
+    assert images.decode(engine.process(job).data).size == (200, 100)
+
+
+@pytest.mark.parametrize(
+    "spec", ["300x200 fill", "300x300 fill crop=north", "400x", "250x250 crop"]
+)
+def test_the_engines_agree(spec: str) -> None:
+    """The same job gives the same picture from both engines (up to resampling)."""
+    pillow, vips = load_engine("pillow"), load_engine("vips")
+    source = images.encode(images.quadrants((1200, 800)), "JPEG", quality=95)
+    outputs = [
+        images.decode(
+            engine.process(
+                ImageJob(parse_spec(spec), "png", data=source, engine=engine.name, **LIMITS)
+            ).data
+        ).convert("RGB")
+        for engine in (pillow, vips)
+    ]
+    assert outputs[0].size == outputs[1].size
+    difference = ImageChops.difference(*outputs).convert("L")
+    mean = sum(index * count for index, count in enumerate(difference.histogram()))
+    assert mean / (outputs[0].width * outputs[0].height) < 4

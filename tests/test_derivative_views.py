@@ -342,7 +342,7 @@ async def test_unsupported_format(configured: Path, monkeypatch: pytest.MonkeyPa
     """Where Pillow lacks AVIF: ``400 unsupported format``, and ``auto`` skips it."""
     monkeypatch.setattr(
         "fileresponse.derivatives.pipeline.output_formats",
-        lambda: frozenset({"jpeg", "png", "webp"}),
+        lambda engine: frozenset({"jpeg", "png", "webp"}),
     )
     client = AsyncClient()
     response = await client.get(derivative_url("photos/landscape.jpg", "100x100 avif"))

@@ -5,6 +5,7 @@ the request::
 
     <engine>/<source storage>/<h[:2]>/<h>/<source version>/<spec>.<ext>
     pillow-1/default/3f/3f9c.../18a4c2b9e1f00000-4f2a1/300x200_fill_q-80.webp
+    vips-1/default/3f/3f9c.../18a4c2b9e1f00000-4f2a1/300x200_fill_q-80.webp
 
 - ``h`` is a hash of the source's name (so any name, however long or odd,
   gives a short safe path); ``<h>/source.json`` records the name for
@@ -15,7 +16,10 @@ the request::
 - ``<spec>`` is the canonical spec with the output format resolved (``auto``
   decided by the ``Accept`` header; no format: the source's family, by the
   source name's extension) as the extension;
-- ``<engine>`` changes when the engine's output for the same job changes.
+- ``<engine>`` is the engine's version (:attr:`Engine.version
+  <fileresponse.derivatives.processors.Engine.version>`): it names the engine
+  (``DERIVATIVES_ENGINE``), so Pillow and libvips never share outputs, and
+  changes when the engine's output for the same job changes.
 
 The derivative storage is any Django ``Storage``: by default a
 ``FileSystemStorage`` at ``DERIVATIVES_ROOT``, else the ``STORAGES`` alias
@@ -48,7 +52,7 @@ from fileresponse.sources.filesystem import FilesystemSource, io_executor, resol
 from fileresponse.sources.storage import storage_source
 
 from .exceptions import SourceTooLarge
-from .processors.image import CONTENT_TYPES, ENGINE_VERSION
+from .processors.jobs import CONTENT_TYPES
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -108,12 +112,12 @@ def family_format(source_name: str) -> str:
     return _FAMILIES.get(posixpath.splitext(source_name)[1].lower(), "png")
 
 
-def source_prefix(storage_alias: str, source_name: str) -> str:
-    """The directory of all derivatives of one source (every version)."""
+def source_prefix(storage_alias: str, source_name: str, *, engine: str) -> str:
+    """The directory of all derivatives of one source (every version) by one engine version."""
     digest = hashlib.blake2b(
         f"{storage_alias}\x00{source_name}".encode("utf-8", "surrogatepass"), digest_size=16
     ).hexdigest()
-    return f"{ENGINE_VERSION}/{storage_alias}/{digest[:2]}/{digest}"
+    return f"{engine}/{storage_alias}/{digest[:2]}/{digest}"
 
 
 def safe_version(version: str) -> str:
@@ -124,13 +128,22 @@ def safe_version(version: str) -> str:
 
 
 def derivative_name(
-    storage_alias: str, source_name: str, version: str, spec: Spec, output_format: str
+    storage_alias: str,
+    source_name: str,
+    version: str,
+    spec: Spec,
+    output_format: str,
+    *,
+    engine: str,
 ) -> str:
-    """The derivative's name in the derivative storage (see the module's docs)."""
+    """The derivative's name in the derivative storage (see the module's docs).
+
+    ``engine`` is the engine's version (``pillow-1``), the first path segment.
+    """
     tokens = [token for token in spec.canonical().split(" ") if token not in _FORMAT_TOKENS]
     slug = "_".join(tokens).replace("=", "-") or "fit"
     return (
-        f"{source_prefix(storage_alias, source_name)}/{safe_version(version)}/"
+        f"{source_prefix(storage_alias, source_name, engine=engine)}/{safe_version(version)}/"
         f"{slug}.{_EXTENSIONS[output_format]}"
     )
 
@@ -303,9 +316,10 @@ class DerivativeStore:
             # The storage renamed it (its name was taken since the check): keep theirs.
             self.storage.delete(saved)
 
-    async def write_manifest(self, state: SourceState) -> None:
+    async def write_manifest(self, state: SourceState, *, engine: str) -> None:
         """Record which source a derivative directory belongs to (for the purge)."""
-        name = f"{source_prefix(state.storage_alias, state.name)}/{MANIFEST_NAME}"
+        prefix = source_prefix(state.storage_alias, state.name, engine=engine)
+        name = f"{prefix}/{MANIFEST_NAME}"
         if await self.exists(name):
             return
         record = {"storage": state.storage_alias, "name": state.name}

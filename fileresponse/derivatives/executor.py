@@ -42,10 +42,10 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .exceptions import ProcessingUnavailable
-from .processors import run_job
+from .processors import engine_module, run_job
 
 if TYPE_CHECKING:
-    from .processors.image import ImageJob, ImageResult
+    from .processors.jobs import ImageJob, ImageResult
 
 __all__ = [
     "JobExecutor",
@@ -160,14 +160,18 @@ class ProcessPoolJobExecutor(_PoolJobExecutor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from fileresponse.conf import get_config
+
         self._lifelines: dict[int, Connection] = {}
+        self._preload = engine_module(get_config().DERIVATIVES_ENGINE)
 
     def _new_pool(self) -> Executor:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if context.get_start_method() == "forkserver":
-            # Workers fork from a server that has imported the processors once.
-            context.set_forkserver_preload(["fileresponse.derivatives.processors.image"])
+            # Workers fork from a server that has imported the engine once (a failed
+            # import there is ignored: the job then reports it).
+            context.set_forkserver_preload([self._preload])
         reader, writer = context.Pipe(duplex=False)
         pool = ProcessPoolExecutor(
             max_workers=self.max_workers,
@@ -207,13 +211,16 @@ def _init_worker(lifeline: Connection) -> None:
     - It exits when the server process that owns the pool is gone (``lifeline``).
     - The jobs' own pixel limit replaces Pillow's global one: each job checks
       ``max_source_pixels`` from the header before decoding (in threads of the
-      server process, Pillow's ``MAX_IMAGE_PIXELS`` is left alone).
+      server process, Pillow's ``MAX_IMAGE_PIXELS`` is left alone). Without
+      Pillow (the libvips engine alone) there is nothing to set.
     """
-    from PIL import Image
-
     threading.Thread(
         target=_exit_with_owner, args=(lifeline,), name="fileresponse-lifeline", daemon=True
     ).start()
+    try:
+        from PIL import Image
+    except ImportError:
+        return
     Image.MAX_IMAGE_PIXELS = None
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 

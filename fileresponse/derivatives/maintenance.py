@@ -2,7 +2,8 @@
 
 - :func:`purge` (``manage.py fileresponse_purge``) removes the derivatives of
   sources that are gone or changed (their directory's version is not the
-  source's current one), those of older engine versions, orphan directories
+  source's current one), those of other engines and older engine versions
+  (anything but ``DERIVATIVES_ENGINE``'s current one), orphan directories
   (no ``source.json``), temporary files older than ``temp_age`` left by
   crashed writes, and expired lease objects.
 - :func:`warm` (``manage.py fileresponse_warm``) makes the derivatives of
@@ -37,7 +38,7 @@ from .cache import (
     version_of,
 )
 from .pipeline import obtain_derivative, output_choices
-from .processors.image import ENGINE_VERSION
+from .processors import get_engine
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -48,7 +49,8 @@ __all__ = ["PurgeReport", "WarmReport", "expand_sources", "purge", "warm"]
 
 _LOCKS = ".locks"
 _GLOB_CHARACTERS = frozenset("*?[")
-#: Top directories of other engine versions (``pillow-1``); nothing else is touched.
+#: Top directories of other engines and engine versions (``pillow-1``, ``vips-1``);
+#: nothing else is touched.
 _ENGINE_DIRECTORY = re.compile(r"[a-z]+-[0-9]+")
 
 
@@ -76,16 +78,17 @@ def purge(
 ) -> PurgeReport:
     """Remove what no request can be served from any more (see the module's docs)."""
     store = store or get_store()
+    engine = get_engine(get_config().DERIVATIVES_ENGINE).version
     report = PurgeReport()
     say = log or (lambda message: None)
     directories, _ = store.listdir("")
     for directory in directories:
         if directory == _LOCKS:
             _purge_leases(store, report, dry_run, say)
-        elif directory != ENGINE_VERSION and _ENGINE_DIRECTORY.fullmatch(directory):
-            say(f"old engine {directory}/")
+        elif directory != engine and _ENGINE_DIRECTORY.fullmatch(directory):
+            say(f"other engine {directory}/")
             report.removed += _remove_tree(store, directory, dry_run)
-    for prefix in _source_prefixes(store):
+    for prefix in _source_prefixes(store, engine):
         _purge_source(store, prefix, report, dry_run, say)
     if store.root is not None:
         report.temporary += _purge_temporary(store.root, temp_age, dry_run, say)
@@ -94,14 +97,14 @@ def purge(
     return report
 
 
-def _source_prefixes(store: DerivativeStore) -> Iterator[str]:
-    aliases, _ = store.listdir(ENGINE_VERSION)
+def _source_prefixes(store: DerivativeStore, engine: str) -> Iterator[str]:
+    aliases, _ = store.listdir(engine)
     for alias in aliases:
-        buckets, _ = store.listdir(f"{ENGINE_VERSION}/{alias}")
+        buckets, _ = store.listdir(f"{engine}/{alias}")
         for bucket in buckets:
-            hashes, _ = store.listdir(f"{ENGINE_VERSION}/{alias}/{bucket}")
+            hashes, _ = store.listdir(f"{engine}/{alias}/{bucket}")
             for digest in hashes:
-                yield f"{ENGINE_VERSION}/{alias}/{bucket}/{digest}"
+                yield f"{engine}/{alias}/{bucket}/{digest}"
 
 
 def _purge_source(

@@ -37,7 +37,8 @@ from .exceptions import (
     UnsupportedFormat,
 )
 from .executor import get_executor
-from .processors.image import ImageJob, output_formats
+from .processors import get_engine
+from .processors.jobs import ImageJob
 from .singleflight import get_single_flight, lock_key
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ async def obtain_derivative(
     config = config or get_config()
     store = store or get_store()
     check_limits(spec, config)
+    engine = get_engine(config.DERIVATIVES_ENGINE).version
     if store.root is not None and is_local(source_storage):
         # Both on this machine: the source's stat and the look-up in one I/O thread hop.
         loop = asyncio.get_running_loop()
@@ -105,18 +107,21 @@ async def obtain_derivative(
             spec,
             output_format,
             config,
+            engine,
         )
     else:
         state = await stat_source(source_storage, storage_alias, source_name)
         _check_source_size(state, config)
-        name = derivative_name(storage_alias, source_name, state.version, spec, output_format)
+        name = derivative_name(
+            storage_alias, source_name, state.version, spec, output_format, engine=engine
+        )
         _negative_cache.check(name)
         found = await store.find(name)
     if found is not None:
         return Obtained(found, state, output_format, generated=False)
 
     async def produce() -> None:
-        await _produce(store, source_storage, state, spec, output_format, name, config)
+        await _produce(store, source_storage, state, spec, output_format, name, config, engine)
 
     async def is_done() -> bool:
         return await store.exists(name)
@@ -140,10 +145,13 @@ def _look_up_now(
     spec: Spec,
     output_format: str,
     config: Config,
+    engine: str,
 ) -> tuple[SourceState, str, StoredDerivative | None]:
     state = stat_source_now(source_storage, storage_alias, source_name)
     _check_source_size(state, config)
-    name = derivative_name(storage_alias, source_name, state.version, spec, output_format)
+    name = derivative_name(
+        storage_alias, source_name, state.version, spec, output_format, engine=engine
+    )
     _negative_cache.check(name)
     return state, name, store.find_now(name)
 
@@ -163,8 +171,12 @@ async def _produce(
     output_format: str,
     name: str,
     config: Config,
+    engine: str,
 ) -> None:
-    """One processing run: read, process in the executor, store atomically, log."""
+    """One processing run: read, process in the executor, store atomically, log.
+
+    ``engine`` is the engine's version, the first segment of ``name``.
+    """
     started = time.perf_counter()
     data = None
     if state.path is None:
@@ -176,9 +188,10 @@ async def _produce(
         max_source_bytes=config.DERIVATIVES_MAX_SOURCE_BYTES,
         path=state.path,
         data=data,
+        engine=config.DERIVATIVES_ENGINE,
     )
     result = await get_executor().run(job)
-    await store.write_manifest(state)
+    await store.write_manifest(state, engine=engine)
     await store.save(name, result.data)
     elapsed = time.perf_counter() - started
     logger.info(
@@ -215,13 +228,15 @@ def choose_format(
 
     ``auto`` takes the first of ``DERIVATIVES_AUTO_FORMATS`` that the header
     names explicitly (``image/avif``, ``image/webp``; ``image/*`` does not
-    count, as browsers send it for formats they cannot show) and this engine
-    writes, else the source's family (JPEG, or PNG). No format: the source's
-    family. Raises :class:`UnsupportedFormat` for a format the engine lacks.
+    count, as browsers send it for formats they cannot show) and the engine
+    (``DERIVATIVES_ENGINE``) writes, else the source's family (JPEG, or PNG).
+    No format: the source's family. Raises :class:`UnsupportedFormat` for a
+    format the engine lacks.
     """
-    supported = output_formats()
+    config = config or get_config()
+    supported = output_formats(config.DERIVATIVES_ENGINE)
     if spec.format == "auto":
-        preferences = (config or get_config()).DERIVATIVES_AUTO_FORMATS
+        preferences = config.DERIVATIVES_AUTO_FORMATS
         accepted = accepted_types(accept or "")
         for candidate in preferences:
             if candidate in supported and f"image/{candidate}" in accepted:
@@ -235,13 +250,19 @@ def choose_format(
 
 def output_choices(spec: Spec, source_name: str, config: Config | None = None) -> list[str]:
     """Every output format a request may get for this spec (``auto`` has several)."""
+    config = config or get_config()
     if spec.format != "auto":
         return [choose_format(spec, source_name, None, config)[0]]
-    supported = output_formats()
-    preferences = (config or get_config()).DERIVATIVES_AUTO_FORMATS
+    supported = output_formats(config.DERIVATIVES_ENGINE)
+    preferences = config.DERIVATIVES_AUTO_FORMATS
     choices = [candidate for candidate in preferences if candidate in supported]
     fallback = _fallback(source_name)
     return choices + ([fallback] if fallback not in choices else [])
+
+
+def output_formats(engine: str) -> frozenset[str]:
+    """The formats the engine called ``engine`` writes here."""
+    return get_engine(engine).output_formats()
 
 
 def _fallback(source_name: str) -> str:

@@ -26,7 +26,6 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Final
 
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -37,7 +36,13 @@ from fileresponse.derivatives.exceptions import (
     SourceTooLarge,
     UnsupportedFormat,
 )
-from fileresponse.derivatives.spec import Spec
+from fileresponse.derivatives.processors.jobs import (
+    CONTENT_TYPES,
+    DEFAULT_QUALITY,
+    ImageJob,
+    ImageResult,
+    source_box,
+)
 
 __all__ = [
     "CONTENT_TYPES",
@@ -56,50 +61,13 @@ ENGINE_VERSION: Final = "pillow-1"
 #: The formats Pillow may decode here; any other (EPS, PSD, ICO, ...) is refused unread.
 INPUT_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF")
 
-CONTENT_TYPES: Final = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-}
-
 _PILLOW_NAMES: Final = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
-_DEFAULT_QUALITY: Final = {"jpeg": 85, "webp": 80, "avif": 60}
 #: Decode JPEGs to at least this many times the needed size, like Image.thumbnail.
 _DRAFT_GAP: Final = 2.0
 #: Let resize() reduce() by an integer factor first while the rest stays this large.
 _REDUCING_GAP: Final = 3.0
 _SWAPPING_ORIENTATIONS: Final = frozenset({5, 6, 7, 8})
 _SRGB_PROFILE: ImageCms.ImageCmsProfile | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ImageJob:
-    """One run of the engine: where the bytes are, what to make, the limits.
-
-    Exactly one of ``path`` (a local file, read by the worker) and ``data``
-    (the source's bytes, for remote storages) is set. ``output_format`` is
-    resolved already (``auto`` and "keep the family" are decided by the view).
-    """
-
-    spec: Spec
-    output_format: str
-    max_source_pixels: int
-    max_source_bytes: int
-    path: str | None = None
-    data: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ImageResult:
-    data: bytes
-    width: int
-    height: int
-    format: str
-
-    @property
-    def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
 
 
 def output_formats() -> frozenset[str]:
@@ -203,37 +171,6 @@ def _decode(file: IO[bytes], job: ImageJob) -> Image.Image:
     )
 
 
-def source_box(spec: Spec, width: int, height: int) -> tuple[float, float, float, float]:
-    """The part of an (oriented) source of this size that the output shows, in its pixels.
-
-    ``fit`` shows all of it; ``fill`` the largest region with the output's
-    aspect ratio, placed by the gravity; ``crop`` the box itself, placed by
-    the gravity (integer edges).
-    """
-    if spec.mode == "fit":
-        return (0.0, 0.0, float(width), float(height))
-    out_width, out_height = spec.output_size(width, height)
-    if spec.mode == "crop":
-        region_width, region_height = float(out_width), float(out_height)
-    else:
-        scale = max(out_width / width, out_height / height)
-        region_width = min(float(width), out_width / scale)
-        region_height = min(float(height), out_height / scale)
-    left = _place(width - region_width, spec.gravity, "west", "east")
-    top = _place(height - region_height, spec.gravity, "north", "south")
-    if spec.mode == "crop":
-        left, top = float(int(left)), float(int(top))
-    return (left, top, left + region_width, top + region_height)
-
-
-def _place(extra: float, gravity: str, start: str, end: str) -> float:
-    if start in gravity:
-        return 0.0
-    if end in gravity:
-        return extra
-    return extra / 2
-
-
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(ExifTags.Base.Orientation, 1)
@@ -323,7 +260,7 @@ def _save_options(job: ImageJob) -> dict[str, object]:
     output_format = job.output_format
     if output_format == "png":
         return {"compress_level": 6}
-    quality = job.spec.quality or _DEFAULT_QUALITY[output_format]
+    quality = job.spec.quality or DEFAULT_QUALITY[output_format]
     if output_format == "jpeg":
         return {"quality": quality}
     if output_format == "webp":

@@ -1,0 +1,90 @@
+"""What every image engine takes and returns, and the geometry they share.
+
+An engine (:mod:`.image` for Pillow, :mod:`.vips` for libvips) turns an
+:class:`ImageJob` into an :class:`ImageResult`; both are plain picklable
+values, so a job crosses into a worker process and its result comes back.
+The geometry (:func:`source_box`, with :meth:`Spec.output_size
+<fileresponse.derivatives.spec.Spec.output_size>`) lives here so that both
+engines cut and scale the same way. No imaging library is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from fileresponse.derivatives.spec import Spec
+
+__all__ = ["CONTENT_TYPES", "DEFAULT_QUALITY", "ImageJob", "ImageResult", "source_box"]
+
+CONTENT_TYPES: Final = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+}
+
+#: The quality of a lossy format when the spec gives none (``q=``).
+DEFAULT_QUALITY: Final = {"jpeg": 85, "webp": 80, "avif": 60}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageJob:
+    """One run of an engine: where the bytes are, what to make, the limits.
+
+    Exactly one of ``path`` (a local file, read by the worker) and ``data``
+    (the source's bytes, for remote storages) is set. ``output_format`` is
+    resolved already (``auto`` and "keep the family" are decided by the view).
+    ``engine`` names the engine that runs it (``DERIVATIVES_ENGINE``).
+    """
+
+    spec: Spec
+    output_format: str
+    max_source_pixels: int
+    max_source_bytes: int
+    path: str | None = None
+    data: bytes | None = None
+    engine: str = "pillow"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    data: bytes
+    width: int
+    height: int
+    format: str
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+def source_box(spec: Spec, width: int, height: int) -> tuple[float, float, float, float]:
+    """The part of an (oriented) source of this size that the output shows, in its pixels.
+
+    ``fit`` shows all of it; ``fill`` the largest region with the output's
+    aspect ratio, placed by the gravity; ``crop`` the box itself, placed by
+    the gravity (integer edges).
+    """
+    if spec.mode == "fit":
+        return (0.0, 0.0, float(width), float(height))
+    out_width, out_height = spec.output_size(width, height)
+    if spec.mode == "crop":
+        region_width, region_height = float(out_width), float(out_height)
+    else:
+        scale = max(out_width / width, out_height / height)
+        region_width = min(float(width), out_width / scale)
+        region_height = min(float(height), out_height / scale)
+    left = _place(width - region_width, spec.gravity, "west", "east")
+    top = _place(height - region_height, spec.gravity, "north", "south")
+    if spec.mode == "crop":
+        left, top = float(int(left)), float(int(top))
+    return (left, top, left + region_width, top + region_height)
+
+
+def _place(extra: float, gravity: str, start: str, end: str) -> float:
+    if start in gravity:
+        return 0.0
+    if end in gravity:
+        return extra
+    return extra / 2
