@@ -1,4 +1,21 @@
-"""System checks: misconfiguration fails ``manage.py check`` and start-up, not requests."""
+"""System checks: misconfiguration fails ``manage.py check`` and start-up, not requests.
+
+=====================  ==============================================================
+``fileresponse.E001``  ``FILERESPONSE`` is not a dict
+``fileresponse.E002``  ``FILERESPONSE`` has an unknown key or a bad value
+``fileresponse.E010``  ``FILERESPONSE_MINIO`` is not valid
+``fileresponse.E011``  a MinioStorage of ``STORAGES`` refuses the credentials
+``fileresponse.W011``  a MinioStorage of ``STORAGES`` does not answer in time
+``fileresponse.E012``  a MinioStorage's bucket does not exist
+``fileresponse.E020``  an alias of ``DERIVATIVES_SOURCE_STORAGES`` is not in ``STORAGES``
+``fileresponse.E021``  ``DERIVATIVES_STORAGE`` is not in ``STORAGES``
+``fileresponse.E022``  the library of ``DERIVATIVES_ENGINE`` cannot be imported
+                       (when derivatives are in use: a ``DERIVATIVES_*`` setting, or
+                       the derivative URLs in the URLconf)
+``fileresponse.E023``  ``DERIVATIVES_EXECUTOR`` is neither a known name nor an
+                       importable executor class
+=====================  ==============================================================
+"""
 
 from __future__ import annotations
 
@@ -7,10 +24,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
-from .conf import validate, validate_minio_types
+from .conf import get_config, validate, validate_minio_types
 
-__all__ = ["check_minio", "check_settings"]
+__all__ = ["check_derivatives", "check_minio", "check_settings"]
+
+_EXECUTORS = ("process", "thread")
 
 
 @register()
@@ -47,3 +67,75 @@ def check_minio(**kwargs: Any) -> list[CheckMessage]:
     return [
         kinds[level](message, id=check_id) for level, check_id, message in check_minio_storages()
     ]
+
+
+@register()
+def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
+    """The ``DERIVATIVES_*`` settings name storages, an engine and an executor that exist."""
+    configured = getattr(settings, "FILERESPONSE", {}) or {}
+    if not isinstance(configured, Mapping) or validate(configured):
+        return []  # E001/E002 say what is wrong first
+    config = get_config()
+    storages = getattr(settings, "STORAGES", {}) or {}
+    messages: list[CheckMessage] = [
+        Error(
+            f"FILERESPONSE: DERIVATIVES_SOURCE_STORAGES names {alias!r}, "
+            "which is not in settings.STORAGES.",
+            hint=f"Known aliases: {', '.join(sorted(storages)) or 'none'}.",
+            id="fileresponse.E020",
+        )
+        for alias in config.DERIVATIVES_SOURCE_STORAGES
+        if alias not in storages
+    ]
+    if config.DERIVATIVES_STORAGE is not None and config.DERIVATIVES_STORAGE not in storages:
+        messages.append(
+            Error(
+                f"FILERESPONSE: DERIVATIVES_STORAGE {config.DERIVATIVES_STORAGE!r} "
+                "is not in settings.STORAGES.",
+                hint="Add it to STORAGES, or set DERIVATIVES_ROOT instead.",
+                id="fileresponse.E021",
+            )
+        )
+    if _derivatives_in_use(configured):
+        from .derivatives.processors import get_engine
+
+        try:
+            get_engine(config.DERIVATIVES_ENGINE)
+        except ImproperlyConfigured as error:
+            messages.append(Error(f"FILERESPONSE: {error}.", id="fileresponse.E022"))
+    problem = _executor_problem(config.DERIVATIVES_EXECUTOR)
+    if problem is not None:
+        messages.append(Error(f"FILERESPONSE: {problem}.", id="fileresponse.E023"))
+    return messages
+
+
+def _derivatives_in_use(configured: Mapping[str, Any]) -> bool:
+    """A ``DERIVATIVES_*`` setting is given, or the URLconf serves derivatives."""
+    if any(str(key).startswith("DERIVATIVES_") for key in configured):
+        return True
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("fileresponse:derivative", args=("s", "o", "n"))
+    except NoReverseMatch:
+        return False
+    except Exception:  # a broken URLconf, which Django's own checks report
+        return False
+    return True
+
+
+def _executor_problem(choice: str) -> str | None:
+    if choice in _EXECUTORS:
+        return None
+    from django.utils.module_loading import import_string
+
+    try:
+        executor = import_string(choice)
+    except ImportError as error:
+        return (
+            f"DERIVATIVES_EXECUTOR {choice!r} is neither {' nor '.join(map(repr, _EXECUTORS))} "
+            f"nor an importable dotted path ({error})"
+        )
+    if not (callable(executor) and hasattr(executor, "run") and hasattr(executor, "shutdown")):
+        return f"DERIVATIVES_EXECUTOR {choice!r} is not a class with run(job) and shutdown()"
+    return None
