@@ -555,7 +555,14 @@ def peer_command(name: str, ctx: Ctx, port: int) -> tuple[list[str], dict, str |
     raise ValueError(name)
 
 
-def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60.0) -> float:
+def wait_ready(
+    proc: subprocess.Popen,
+    port: int,
+    log: Path,
+    timeout: float = 60.0,
+    probe: str = f"/files/{SMALL_NAME}",
+) -> float:
+    """Seconds until the server answers ``probe`` with 200 (PeerError if it dies or times out)."""
     t0 = time.monotonic()
     last = ""
     while time.monotonic() - t0 < timeout:
@@ -564,7 +571,7 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60
                 f"server exited with code {proc.returncode} during start-up:\n{tail(log)}"
             )
         try:
-            status, _, _ = http_get(port, f"/files/{SMALL_NAME}", timeout=2)
+            status, _, _ = http_get(port, probe, timeout=2)
             if status == 200:
                 return time.monotonic() - t0
             last = f"HTTP {status}"
@@ -916,23 +923,24 @@ def plot(report: dict, path: Path) -> str | None:
 # --------------------------------------------------------------------------------------
 
 
-def parse_peers(spec: str | None) -> list[str]:
+def parse_peers(spec: str | None, order: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """Peers by number, name or unique prefix, in the order given (default: all)."""
+    order = PEER_ORDER if order is None else order
     if not spec:
-        return list(PEER_ORDER)
+        return list(order)
     out = []
     for tok in spec.replace(" ", "").split(","):
         if not tok:
             continue
-        if tok.isdigit() and 1 <= int(tok) <= len(PEER_ORDER):
-            name = PEER_ORDER[int(tok) - 1]
-        elif tok in PEER_ORDER:
+        if tok.isdigit() and 1 <= int(tok) <= len(order):
+            name = order[int(tok) - 1]
+        elif tok in order:
             name = tok
         else:
-            matches = [p for p in PEER_ORDER if p.startswith(tok)]
+            matches = [p for p in order if p.startswith(tok)]
             if len(matches) != 1:
                 raise SystemExit(
-                    f"unknown peer {tok!r}; choose from 1-{len(PEER_ORDER)} "
-                    f"or {', '.join(PEER_ORDER)}"
+                    f"unknown peer {tok!r}; choose from 1-{len(order)} or {', '.join(order)}"
                 )
             name = matches[0]
         if name not in out:

@@ -242,19 +242,6 @@ def server_peer(name: str, ctx: dict, port: int) -> tuple[list[str], dict, str |
     return argv, env, None
 
 
-def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise sf.PeerError(f"server exited with {proc.returncode}:\n{sf.tail(log)}")
-        with contextlib.suppress(OSError):
-            status, _, _ = sf.http_get(port, f"/files/{SMALL_NAME}", timeout=2)
-            if status == 200:
-                return
-        time.sleep(0.1)
-    raise sf.PeerError(f"server not ready after {timeout:.0f} s:\n{sf.tail(log)}")
-
-
 def run_server_peer(name: str, ctx: dict, args: argparse.Namespace) -> dict:
     result: dict = {"peer": name, "status": "ok"}
     port = sf.free_port()
@@ -269,7 +256,7 @@ def run_server_peer(name: str, ctx: dict, args: argparse.Namespace) -> dict:
     try:
         with log.open("wb") as output:
             proc = sf._spawn(argv, env=env, cwd=str(APPS), stdout=output, stderr=subprocess.STDOUT)
-        wait_ready(proc, port, log)
+        sf.wait_ready(proc, port, log, probe=f"/files/{SMALL_NAME}")
         status, headers, body = sf.http_get(port, f"/files/{OBJECT_NAME}")
         if status != 200 or hashlib.sha256(body).hexdigest() != ctx["sha256"]:
             raise sf.PeerError(f"wrong answer: status {status}, {len(body)} bytes")
@@ -528,22 +515,6 @@ def plot(report: dict, path: Path) -> str | None:
 # --------------------------------------------------------------------------------------
 
 
-def parse_peers(spec: str | None) -> list[str]:
-    if not spec:
-        return list(PEER_ORDER)
-    chosen = []
-    for token in filter(None, spec.replace(" ", "").split(",")):
-        if token.isdigit() and 1 <= int(token) <= len(PEER_ORDER):
-            name = PEER_ORDER[int(token) - 1]
-        elif token in PEER_ORDER:
-            name = token
-        else:
-            raise SystemExit(f"unknown peer {token!r}; choose from {', '.join(PEER_ORDER)}")
-        if name not in chosen:
-            chosen.append(name)
-    return chosen
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--_ceiling"]:
@@ -564,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         args.duration = 4.0
     if args.warmup is None:
         args.warmup = 1.0 if args.quick else 3.0
-    peers = parse_peers(args.peers)
+    peers = sf.parse_peers(args.peers, PEER_ORDER)
     if not shutil.which("wrk") and peers != ["ceiling"]:
         raise SystemExit("error: wrk is not on PATH (Debian: apt-get install -y wrk)")
 
