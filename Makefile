@@ -14,7 +14,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 VENV52 ?= .venv-django52
 EXTRAS ?= all
-TEST52_EXTRAS ?= test,minio,images,celery
+TEST52_EXTRAS ?= test,minio,images,vips,celery
 TEST52_ARGS ?= -m "not notebooks"
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
@@ -62,7 +62,7 @@ $(VENV)/.stamp-$(EXTRAS): pyproject.toml
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 
-$(VENV52)/.stamp: pyproject.toml
+$(VENV52)/.stamp: pyproject.toml Makefile
 	@test -n "$(PYTHON52)" || { echo "no Python 3.11/3.12 found for the Django 5.2 leg; pass PYTHON52=..." >&2; exit 1; }
 	@if [ ! -x $(VENV52)/bin/python ] || ! $(VENV52)/bin/python -c '' 2>/dev/null; then \
 	  echo "creating $(VENV52) with $(PYTHON52)"; \
