@@ -17,8 +17,11 @@ make no GET. Requests go over raw sockets (:mod:`tests.rawhttp`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import random
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -116,10 +119,23 @@ def s3_setup(s3: S3Target, storage_media: MediaTree) -> Iterator[S3Setup]:
         )
     secret = SECRET_MARKER + b"\n"
     client.put_object(s3.bucket, OUTSIDE_KEY, _stream(secret), len(secret), "text/plain")
+    huge = huge_object()
+    client.put_object(s3.bucket, HUGE_KEY, _stream(huge), len(huge), "application/octet-stream")
     proxy = None if s3.secure else CountingProxy(s3.endpoint)
     yield S3Setup(s3, proxy)
     if proxy is not None:
         proxy.close()
+
+
+# Larger than every socket buffer between the gateway, the server and a client
+# (a few MiB each on loopback), so that it cannot all be in flight at once.
+HUGE_KEY = "media/huge.bin"
+HUGE_SIZE = 64 * 1024 * 1024
+
+
+@functools.cache
+def huge_object() -> bytes:
+    return random.Random(20261124).randbytes(HUGE_SIZE)
 
 
 def _stream(content: bytes) -> object:
@@ -559,10 +575,15 @@ async def test_storage_dying_mid_download_cuts_the_response_short(
     from fileresponse.testing import JuiceFSGateway
 
     assert isinstance(gateway, JuiceFSGateway)
-    content = storage_media.files["big.bin"]
-    reader, writer = await asyncio.open_connection(patched.host, patched.port)
+    content = huge_object()
+    # A small receive buffer: the server can only send ahead of what this client reads.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (patched.host, patched.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
     try:
-        writer.write(rawhttp.build_request("GET", "/storage/minio/big.bin", patched.base_url[7:]))
+        writer.write(rawhttp.build_request("GET", "/storage/minio/huge.bin", patched.base_url[7:]))
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
