@@ -135,24 +135,33 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
 }
 
 
+def _unknown_keys(values: Mapping[str, Any], known: Mapping[str, Any]) -> list[str]:
+    return [
+        f"unknown key {key!r} (known: {', '.join(sorted(known))})"
+        for key in values
+        if key not in known
+    ]
+
+
+def _type_problem(key: str, value: object, expected: tuple[type, ...]) -> str | None:
+    """Why ``value`` is not of ``expected``, or ``None``; a bool is no int unless expected."""
+    if isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected):
+        return None
+    names = " or ".join("None" if kind is type(None) else kind.__name__ for kind in expected)
+    return f"{key} must be {names}, not {type(value).__name__}"
+
+
 def validate(values: Mapping[str, Any]) -> list[str]:
     """Problems with a ``FILERESPONSE`` dict, as sentences (empty when fine)."""
-    problems = [
-        f"unknown key {key!r} (known: {', '.join(sorted(DEFAULTS))})"
-        for key in values
-        if key not in DEFAULTS
-    ]
+    problems = _unknown_keys(values, DEFAULTS)
     for key, value in values.items():
         expected = _TYPES.get(key)
         if expected is None:
             continue
         if key == "DOCUMENT_ROOT" and hasattr(value, "__fspath__"):
             continue
-        if not isinstance(value, expected) or isinstance(value, bool):
-            names = " or ".join(
-                "None" if kind is type(None) else kind.__name__ for kind in expected
-            )
-            problems.append(f"{key} must be {names}, not {type(value).__name__}")
+        if (wrong_type := _type_problem(key, value, expected)) is not None:
+            problems.append(wrong_type)
         elif isinstance(value, int) and value < (0 if key == "RETRY_AFTER" else 1):
             problems.append(f"{key} must be positive, not {value}")
         elif (
@@ -285,20 +294,11 @@ _MINIO_TYPES: Mapping[str, tuple[type, ...]] = {
 
 def validate_minio_types(values: Mapping[str, Any]) -> list[str]:
     """Unknown keys and values of the wrong type in MinIO settings, as sentences."""
-    problems = [
-        f"unknown key {key!r} (known: {', '.join(sorted(MINIO_DEFAULTS))})"
-        for key in values
-        if key not in MINIO_DEFAULTS
-    ]
+    problems = _unknown_keys(values, MINIO_DEFAULTS)
     for key, value in values.items():
         expected = _MINIO_TYPES.get(key)
-        if expected is None:
-            continue
-        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-            names = " or ".join(
-                "None" if kind is type(None) else kind.__name__ for kind in expected
-            )
-            problems.append(f"{key} must be {names}, not {type(value).__name__}")
+        if expected is not None and (wrong_type := _type_problem(key, value, expected)):
+            problems.append(wrong_type)
     return problems
 
 
