@@ -36,6 +36,9 @@ class Config:
     CHUNK_SIZE: int = 64 * 1024
     #: ``Cache-Control`` for file responses, or ``None`` for no header.
     CACHE_CONTROL: str | None = None
+    #: ``charset`` added to text types (``text/*``, JavaScript, JSON, XML, SVG) that have
+    #: none, so that browsers decode them right; ``None`` or ``""`` adds none.
+    TEXT_CHARSET: str | None = "utf-8"
     #: Ranges beyond this count in one ``Range`` header make it ignored (``200``).
     MAX_RANGES: int = 16
     #: Default root of :func:`fileresponse.views.serve`; ``None`` means ``MEDIA_ROOT``.
@@ -63,9 +66,9 @@ class Config:
     #: The nginx ``internal`` location aliased to the derivative root (``"accel"``).
     DERIVATIVES_ACCEL_PREFIX: str = "/_derivatives/"
     #: ``Cache-Control`` of derivatives whose URL carries the source's current version.
-    DERIVATIVES_CACHE_CONTROL: str = "public, max-age=31536000, immutable"
+    DERIVATIVES_CACHE_CONTROL: str = "max-age=31536000, immutable"
     #: ``Cache-Control`` of derivatives whose URL has no version (or an outdated one).
-    DERIVATIVES_CACHE_CONTROL_UNVERSIONED: str = "public, max-age=3600"
+    DERIVATIVES_CACHE_CONTROL_UNVERSIONED: str = "max-age=3600"
     #: Largest output width and height a spec may ask for (``400`` beyond).
     DERIVATIVES_MAX_WIDTH: int = 4096
     DERIVATIVES_MAX_HEIGHT: int = 4096
@@ -104,6 +107,7 @@ DEFAULTS: Mapping[str, Any] = {field.name: field.default for field in fields(Con
 _TYPES: Mapping[str, tuple[type, ...]] = {
     "CHUNK_SIZE": (int,),
     "CACHE_CONTROL": (str, type(None)),
+    "TEXT_CHARSET": (str, type(None)),
     "MAX_RANGES": (int,),
     "DOCUMENT_ROOT": (str, type(None)),
     "IO_THREADS": (int,),
@@ -176,6 +180,8 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             and not (value and all(_is_positive_number(density) for density in value))
         ):
             problems.append(f"{key} must hold positive numbers")
+        elif key == "TEXT_CHARSET" and value and not _TOKEN.match(value):
+            problems.append(f"{key} must be a charset name like 'utf-8', not {value!r}")
         elif key in _DERIVATIVE_CHOICES and value not in _DERIVATIVE_CHOICES[key]:
             choices = ", ".join(repr(choice) for choice in _DERIVATIVE_CHOICES[key])
             problems.append(f"{key} must be one of {choices}, not {value!r}")
@@ -187,6 +193,9 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             problems.append(f"{key} may hold 'avif', 'webp' and 'png' only")
     return problems
 
+
+#: RFC 9110 section 5.6.2; a charset name is a token (section 8.3.2).
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 _DERIVATIVE_CHOICES: Mapping[str, tuple[str, ...]] = {
     "DERIVATIVES_SERVE": ("stream", "redirect", "accel"),

@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 
 from .asgi_types import ResponseBody, ResponsePathsend, ResponseStart, Send
 from .conf import get_config
-from .http.headers import content_disposition, guess_content_type
+from .http.headers import content_disposition, guess_content_type, with_charset
 from .http.plan import Representation, ResponsePlan, plan_response
 from .http.validators import ETag
 from .sources.base import Source, SourceStat, as_source
@@ -54,8 +54,10 @@ class AsyncFileResponse(StreamingHttpResponse):
     How the bytes go out:
 
     - under :class:`fileresponse.handlers.AsyncFileASGIHandler` the response
-      sends itself: ``http.response.pathsend`` for a whole local file when
-      the server offers it (zero-copy), else chunks read ahead in I/O threads;
+      sends itself: ``http.response.pathsend`` for a whole local file that
+      cannot change under its name (``FilesystemSource(immutable=True)``:
+      derivatives) when the server offers it, else chunks read from the
+      descriptor that was stat'ed;
     - under Django's stock ``ASGIHandler``, as an async iterator;
     - under WSGI, as a sync iterator, or ``wsgi.file_wrapper`` (``sendfile``)
       for a whole local file.
@@ -105,7 +107,9 @@ class AsyncFileResponse(StreamingHttpResponse):
         name = filename or source.name
         representation = Representation(
             size=stat.size,
-            content_type=content_type or stat.content_type or guess_content_type(name),
+            content_type=with_charset(
+                content_type or stat.content_type or guess_content_type(name), config.TEXT_CHARSET
+            ),
             etag=None if stat.etag is None else ETag(stat.etag),
             last_modified=int(stat.mtime) if stat.mtime else None,
         )
@@ -231,9 +235,10 @@ class AsyncFileResponse(StreamingHttpResponse):
             return
         path = self._stat.path
         if path and self._plan.is_whole_file and "http.response.pathsend" in self.asgi_extensions:
-            # The server reads the file by path (zero-copy where it can). A
-            # file replaced after the stat is sent as it is now: the same
-            # caveat as with any sendfile-based server.
+            # The server reads the file by name, later (zero-copy where it
+            # can): only for files whose name can never show other bytes
+            # (``stat.path`` is set for those alone); everything else is sent
+            # from the descriptor that was stat'ed.
             self._source.close()
             pathsend: ResponsePathsend = {"type": "http.response.pathsend", "path": path}
             await send(pathsend)

@@ -7,6 +7,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests.s3server import S3Target
+from tests.servers import (
+    ALL_SERVERS,
+    ASGI_SERVERS,
+    PATCHED_SERVERS,
+    LiveServer,
+    MediaTree,
+    ServerPool,
+    build_media_tree,
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +37,45 @@ def s3() -> Iterator[S3Target]:
         yield target
     finally:
         target.close()
+
+
+# ---------------------------------------------------------------- live servers
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaTree:
+    return build_media_tree(tmp_path_factory.mktemp("live-media"))
+
+
+@pytest.fixture(scope="session")
+def server_pool(media: MediaTree, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(media, tmp_path_factory.mktemp("live-logs"))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session", params=ALL_SERVERS)
+def server(request: pytest.FixtureRequest, server_pool: ServerPool) -> LiveServer:
+    return server_pool.get(request.param)
+
+
+@pytest.fixture(scope="session", params=ASGI_SERVERS)
+def asgi_server(request: pytest.FixtureRequest, server_pool: ServerPool) -> LiveServer:
+    return server_pool.get(request.param)
+
+
+@pytest.fixture(scope="session", params=PATCHED_SERVERS)
+def patched_server(request: pytest.FixtureRequest, server_pool: ServerPool) -> LiveServer:
+    return server_pool.get(request.param)
+
+
+@pytest.fixture
+def no_tracebacks_in_server_logs(server_pool: ServerPool) -> Iterator[None]:
+    """Fail a test after which a server logged a traceback (a 500, an ASGI error)."""
+    for running in server_pool.running():
+        running.new_log()
+    yield
+    for running in server_pool.running():
+        output = running.new_log()
+        if "Traceback" in output or "Internal Server Error" in output:
+            pytest.fail(f"{running.name} logged an error:\n{output[-6000:]}")

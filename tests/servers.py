@@ -146,6 +146,11 @@ SERVER_KINDS = {
 }
 
 
+ALL_SERVERS = list(SERVER_KINDS)
+ASGI_SERVERS = [name for name, kind in SERVER_KINDS.items() if kind.is_asgi]
+PATCHED_SERVERS = [name for name, kind in SERVER_KINDS.items() if kind.handler == "patched"]
+
+
 # ---------------------------------------------------------------- running servers
 
 

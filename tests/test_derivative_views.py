@@ -146,7 +146,7 @@ async def test_hit_has_the_http_semantics_of_files(configured: Path) -> None:
     etag = whole["ETag"]
     assert etag
     assert whole["Last-Modified"]
-    assert whole["Cache-Control"] == "public, max-age=3600"  # no version in the URL
+    assert whole["Cache-Control"] == "max-age=3600"  # no version in the URL
 
     ranged = await client.get(url, headers={"Range": "bytes=0-9"})
     assert ranged.status_code == 206
@@ -170,7 +170,7 @@ async def test_versioned_url_is_immutable(configured: Path) -> None:
     url = derivative_url("photos/landscape.jpg", "300x200", version=7)
     response = await AsyncClient().get(url)
     assert response.status_code == 200
-    assert response["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response["Cache-Control"] == "max-age=31536000, immutable"
 
 
 async def test_a_head_miss_processes_too(configured: Path) -> None:
@@ -279,7 +279,7 @@ async def test_accel_mode(configured: Path, settings: Any) -> None:
     assert accel.startswith("/protected/pillow-1/default/")
     assert accel.endswith("/90x60.webp")
     assert response["Content-Type"] == "image/webp"
-    assert response["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response["Cache-Control"] == "max-age=31536000, immutable"
     assert (configured / accel.removeprefix("/protected/")).is_file()
     assert await body(response) == b""
 

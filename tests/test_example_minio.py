@@ -61,6 +61,8 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def example_server(s3: S3Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     s3.client().put_object(s3.bucket, "example/data.bin", io.BytesIO(CONTENT), len(CONTENT))
+    # A key that /files/ refuses (a backslash): the index must leave it out, not fail.
+    s3.client().put_object(s3.bucket, "example/back\\slash.txt", io.BytesIO(b"x"), 1)
     port = free_port()
     log = tmp_path_factory.mktemp("example-minio") / "server.log"
     with log.open("wb") as output:
@@ -120,6 +122,7 @@ def test_files_url_serves_the_bucket(example_server: str) -> None:
     assert index.status_code == 200
     assert "MinioStorage" in index.text
     assert 'href="/files/example/data.bin"' in index.text
+    assert "slash.txt" not in index.text
     assert whole.status_code == 200
     assert whole.content == CONTENT
     assert (part.status_code, part.content) == (206, CONTENT[100:200])

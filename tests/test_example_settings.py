@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def test_values_come_from_settings_ini() -> None:
     assert f"MEDIA_ROOT = {media_root!r}" in result.stdout
     assert "SECRET_KEY = 'dev-insecure-fileresponse-example-key'" in result.stdout
     assert "DEBUG = True" in result.stdout
-    assert "'CACHE_CONTROL': 'public, max-age=3600'" in result.stdout
+    assert "'CACHE_CONTROL': 'max-age=3600'" in result.stdout
 
 
 def test_environment_variables_override_the_file(tmp_path: Path) -> None:
@@ -124,3 +125,37 @@ def test_missing_secret_key_names_the_key_and_the_file(tmp_path: Path) -> None:
     result = manage("check", FILERESPONSE_SETTINGS_FILE=str(ini))
     assert result.returncode != 0
     assert f"SECRET_KEY is not set: add it to [fileresponse] in {ini}" in result.stderr
+
+
+TEXT_SAMPLES_SCRIPT = """
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.test import Client
+from gallery.management.commands.prepare_media import SAMPLES
+
+answers = {}
+for name, produce in SAMPLES.items():
+    if name.endswith(".txt"):
+        content = produce()
+        target = Path(settings.MEDIA_ROOT) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        response = Client(HTTP_HOST="localhost").get("/files/" + quote(name))
+        body = b"".join(response.streaming_content)
+        answers[name] = [response.status_code, response["Content-Type"], body == content]
+print(json.dumps(answers))
+"""
+
+
+def test_the_example_text_files_are_served_as_utf8(tmp_path: Path) -> None:
+    """A browser shows the example's UTF-8 text (Grüße, 日本語) right only with the charset."""
+    result = manage(
+        "shell", "--verbosity", "0", "--command", TEXT_SAMPLES_SCRIPT, MEDIA_ROOT=str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert "text/naïve café 日本語.txt" in answers
+    assert set(map(tuple, answers.values())) == {(200, "text/plain; charset=utf-8", True)}

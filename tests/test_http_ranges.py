@@ -31,12 +31,19 @@ SIZE = 1000
         ("BYTES=0-9", [(0, 9)]),  # 14.1: units are case-insensitive
         ("bytes= 0-9 , 20-29", [(0, 9), (20, 29)]),  # OWS around list members
         ("bytes=0-9,,20-29,", [(0, 9), (20, 29)]),  # empty list elements
-        ("bytes=20-29,0-9", [(0, 9), (20, 29)]),  # sorted
+        ("bytes=20-29,0-9", [(20, 29), (0, 9)]),  # 15.3.7.2: the order of the request
+        ("bytes=-10,0-9,500-509", [(990, 999), (0, 9), (500, 509)]),
         ("bytes=0-9,5-19", [(0, 19)]),  # overlapping: coalesced
         ("bytes=0-9,10-19", [(0, 19)]),  # adjacent: coalesced
+        ("bytes=10-19,0-9", [(0, 19)]),
         ("bytes=0-499,0-499,0-499", [(0, 499)]),  # repeated: no amplification
         ("bytes=0-,-1", [(0, 999)]),
         ("bytes=5000-,0-9", [(0, 9)]),  # an unsatisfiable member is dropped
+        # A merged range takes the place of the first range it covers.
+        ("bytes=50-59,0-9,55-69", [(50, 69), (0, 9)]),
+        ("bytes=90-99,0-9,50-59,5-55", [(90, 99), (0, 59)]),  # bridges two earlier ranges
+        ("bytes=90-99,0-9,50-59,10-49", [(90, 99), (0, 59)]),  # adjacent to both
+        ("bytes=90-99,-5,0-9,60-", [(60, 999), (0, 9)]),
     ],
 )
 def test_satisfiable(header: str, expected: list[tuple[int, int]]) -> None:
@@ -112,11 +119,37 @@ def test_content_range() -> None:
         max_size=16,
     ),
 )
-def test_result_is_disjoint_sorted_and_within_the_file(size: int, specs: list[str]) -> None:
+def test_result_is_disjoint_in_request_order_and_within_the_file(
+    size: int, specs: list[str]
+) -> None:
     try:
         ranges = parse_range_header("bytes=" + ",".join(specs), size)
     except RangeNotSatisfiable:
         return
     assert all(0 <= byte_range.first <= byte_range.last < size for byte_range in ranges)
-    assert all(left.last + 1 < right.first for left, right in itertools.pairwise(ranges))
+    ordered = sorted(ranges, key=lambda byte_range: byte_range.first)
+    assert all(left.last + 1 < right.first for left, right in itertools.pairwise(ordered))
     assert sum(byte_range.length for byte_range in ranges) <= size
+    # The bytes that were asked for, each merged range where its first member was asked.
+    requested = [byte_range for spec in specs for byte_range in _satisfiable(spec, size)]
+    assert _positions(requested) == _positions(ranges)
+    first_members = [
+        next(index for index, asked in enumerate(requested) if _overlaps(asked, merged))
+        for merged in ranges
+    ]
+    assert first_members == sorted(first_members)
+
+
+def _satisfiable(spec: str, size: int) -> list[ByteRange]:
+    try:
+        return parse_range_header(f"bytes={spec}", size)
+    except RangeNotSatisfiable:
+        return []
+
+
+def _positions(ranges: list[ByteRange]) -> set[int]:
+    return {position for one in ranges for position in range(one.first, one.last + 1)}
+
+
+def _overlaps(left: ByteRange, right: ByteRange) -> bool:
+    return left.first <= right.last and right.first <= left.last

@@ -50,6 +50,10 @@ REQUESTS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("GET", "/files/data.bin", [("Range", "bytes=-100")]),
     ("GET", "/files/data.bin", [("Range", "bytes=100000-")]),
     ("GET", "/files/data.bin", [("Range", "bytes=0-9,1000-1999,-5")]),
+    ("GET", "/files/data.bin", [("Range", "bytes=-5,1000-1999,0-9")]),
+    ("GET", "/files/data.bin", [("Range", "bytes=0-")]),
+    ("GET", "/files/data.bin", [("If-Range", '"stale"'), ("Range", "bytes=0-")]),
+    ("GET", "/files/nested/note.txt", [("Range", "bytes=0-0,2-2")]),  # multipart > file: 200
     ("GET", "/files/data.bin", [("Range", "bytes=999999-")]),
     ("GET", "/files/data.bin", [("Range", "bytes=x-y")]),
     ("GET", "/files/data.bin", [("If-Modified-Since", "Fri, 01 Jan 2100 00:00:00 GMT")]),
@@ -108,16 +112,37 @@ async def test_full_get(media: Path) -> None:
     assert answer.header("Last-Modified") is not None
 
 
-async def test_pathsend_for_whole_files_only(media: Path) -> None:
+async def test_pathsend_only_for_files_that_cannot_change(media: Path) -> None:
+    """A file named by a request may be replaced after its stat: it goes out from its descriptor."""
     whole = await call_asgi(patched(), "/files/data.bin", extensions=PATHSEND)
-    assert whole.messages == ["http.response.start", "http.response.pathsend"]
-    ranged = await call_asgi(
-        patched(), "/files/data.bin", headers=[("Range", "bytes=0-9")], extensions=PATHSEND
-    )
-    assert "http.response.pathsend" not in ranged.messages
-    assert ranged.body == DATA[:10]
-    plain = await call_asgi(patched(), "/files/data.bin")
-    assert "http.response.pathsend" not in plain.messages
+    assert "http.response.pathsend" not in whole.messages
+    assert whole.body == DATA
+
+
+@pytest.mark.parametrize(("headers", "pathsend"), [([], True), ([(b"range", b"bytes=0-9")], False)])
+async def test_pathsend_for_whole_immutable_files(
+    media: Path, headers: list[tuple[bytes, bytes]], pathsend: bool
+) -> None:
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": headers}
+    request = RequestFactory().get("/x", headers={k.decode(): v.decode() for k, v in headers})
+    request.scope = scope  # type: ignore[attr-defined]
+    source = FilesystemSource(media / "data.bin", immutable=True)
+    response = await AsyncFileResponse.acreate(source, request)
+    response.asgi_extensions = PATHSEND
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    await response.send_asgi(send, [])
+    types = [message["type"] for message in messages]
+    if pathsend:
+        assert types == ["http.response.start", "http.response.pathsend"]
+        assert messages[1]["path"] == str(media / "data.bin")
+        assert source.file_descriptor is None  # closed before the server opens it
+    else:
+        assert "http.response.pathsend" not in types
+        assert b"".join(m.get("body", b"") for m in messages) == DATA[:10]
 
 
 async def test_patched_handler_streams_in_chunks(media: Path, settings: Any) -> None:
@@ -201,7 +226,7 @@ async def test_non_ascii_name_and_attachment(media: Path) -> None:
     answer = await call_asgi(patched(), "/attachment/Größe €.txt")
     assert answer.status == 200
     assert answer.header("Content-Disposition") == (
-        "attachment; filename=\"Groe .txt\"; filename*=UTF-8''Gr%C3%B6%C3%9Fe%20%E2%82%AC.txt"
+        "attachment; filename=\"Gro_e _.txt\"; filename*=UTF-8''Gr%C3%B6%C3%9Fe%20%E2%82%AC.txt"
     )
 
 
@@ -247,7 +272,7 @@ async def test_in_memory_file(media: Path) -> None:
 
     response = await AsyncFileResponse.acreate(io.BytesIO(b"abcdef"), filename="x.txt")
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/plain"
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert "ETag" not in response
     assert "Last-Modified" not in response
     assert b"".join([chunk async for chunk in response]) == b"abcdef"
@@ -261,14 +286,48 @@ async def test_acreate_missing_file(media: Path) -> None:
 
 
 async def test_cache_control_setting(media: Path, settings: Any) -> None:
-    settings.FILERESPONSE = {"CACHE_CONTROL": "public, max-age=60"}
+    settings.FILERESPONSE = {"CACHE_CONTROL": "max-age=60"}
     answer = await call_asgi(patched(), "/files/data.bin")
-    assert answer.header("Cache-Control") == "public, max-age=60"
+    assert answer.header("Cache-Control") == "max-age=60"
     response = await AsyncFileResponse.acreate(
         media / "data.bin", cache_control="private, max-age=5"
     )
     assert response["Cache-Control"] == "private, max-age=5"
     response.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "path", "content_type"),
+    [
+        ({}, "nested/note.txt", "text/plain; charset=utf-8"),
+        ({}, "data.bin", "application/octet-stream"),
+        ({"TEXT_CHARSET": "iso-8859-1"}, "nested/note.txt", "text/plain; charset=iso-8859-1"),
+        ({"TEXT_CHARSET": None}, "nested/note.txt", "text/plain"),
+        ({"TEXT_CHARSET": ""}, "nested/note.txt", "text/plain"),
+    ],
+)
+async def test_text_charset_setting(
+    media: Path, settings: Any, setting: dict[str, Any], path: str, content_type: str
+) -> None:
+    settings.FILERESPONSE = setting
+    answer = await call_asgi(patched(), "/files/" + path)
+    assert answer.header("Content-Type") == content_type
+
+
+async def test_an_explicit_charset_is_kept(media: Path) -> None:
+    response = await AsyncFileResponse.acreate(
+        media / "nested" / "note.txt", content_type="text/plain; charset=latin-1"
+    )
+    assert response["Content-Type"] == "text/plain; charset=latin-1"
+    response.close()
+
+
+@pytest.mark.parametrize("charset", ["utf-8; x=1", "utf 8", "utf-8\r\nX: y", 8])
+def test_a_bad_text_charset_fails_loudly(settings: Any, charset: object) -> None:
+    settings.FILERESPONSE = {"TEXT_CHARSET": charset}
+    with pytest.raises(ImproperlyConfigured, match="TEXT_CHARSET must be"):
+        AsyncFileResponse(__file__)
+    assert [message.id for message in run_checks()] == ["fileresponse.E002"]
 
 
 def test_unknown_setting_fails_loudly(settings: Any) -> None:

@@ -131,3 +131,76 @@ async def test_not_found(tmp_path: Path, name: str) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(SourceNotFound):
         await FilesystemSource.from_root(tmp_path, name).astat()
+
+
+# ---------------------------------------------------------------- open_beneath
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A root with links that stay inside and links that leave it."""
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "file.txt").write_text("inside")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "file.txt").write_text("outside")
+    links = {
+        "relative.txt": "a/b/file.txt",
+        "absolute.txt": str(root / "a" / "b" / "file.txt"),
+        "dir": "a/b",
+        "chain.txt": "relative.txt",
+        "a/up.txt": "../a/b/file.txt",
+        "a/b/back": "..",
+        "out-relative": "../outside",
+        "out-absolute": str(tmp_path / "outside"),
+        "out-dotdot.txt": "a/../../outside/file.txt",
+        "root-itself": str(root),
+        "loop1": "loop2",
+        "loop2": "loop1",
+        "dangling.txt": "nothing-here.txt",
+    }
+    for name, target in links.items():
+        (root / name).symlink_to(target)
+    return root
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["a/b/file.txt", "relative.txt", "absolute.txt", "dir/file.txt", "chain.txt", "a/up.txt"]
+    + ["a/b/back/b/file.txt", "root-itself/a/b/file.txt"],
+)
+def test_open_beneath_follows_links_that_stay_inside(tree: Path, relative: str) -> None:
+    descriptor = filesystem.open_beneath(tree, relative)
+    try:
+        assert os.pread(descriptor, 100, 0) == b"inside"
+    finally:
+        os.close(descriptor)
+
+
+@pytest.mark.parametrize(
+    ("relative", "error"),
+    [
+        ("out-relative/file.txt", UnsafePath),
+        ("out-absolute/file.txt", UnsafePath),
+        ("out-dotdot.txt", UnsafePath),
+        ("loop1", SourceNotFound),
+        ("dangling.txt", SourceNotFound),
+        ("a/b/file.txt/below", SourceNotFound),
+        ("a/missing/file.txt", SourceNotFound),
+    ],
+)
+def test_open_beneath_refuses_what_leaves_or_is_missing(
+    tree: Path, relative: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        filesystem.open_beneath(tree, relative)
+
+
+def test_open_beneath_closes_every_descriptor(tree: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for relative in ("dir/file.txt", "out-relative/file.txt", "loop1", "a/b/back/b/file.txt"):
+        try:
+            os.close(filesystem.open_beneath(tree, relative))
+        except SourceNotFound:
+            pass
+    assert len(os.listdir("/proc/self/fd")) == before

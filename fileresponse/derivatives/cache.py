@@ -164,6 +164,9 @@ class SourceState:
     size: int
     #: A local path the worker can read, or ``None`` (then the bytes are read here).
     path: str | None
+    #: ``(st_dev, st_ino)`` of the file stat'ed at ``path``: the worker checks that it
+    #: opened the same file (not one put in its place, or reached through a new symlink).
+    identity: tuple[int, int] | None = None
 
 
 def _local_location(storage: Storage) -> str | None:
@@ -186,7 +189,7 @@ async def stat_source(storage: Storage, storage_alias: str, name: str) -> Source
         stat = await source.astat()
     finally:
         source.close()
-    return SourceState(storage_alias, name, version_of(stat), stat.size, stat.path)
+    return _state(storage_alias, name, source, stat)
 
 
 def stat_source_now(storage: Storage, storage_alias: str, name: str) -> SourceState:
@@ -196,6 +199,14 @@ def stat_source_now(storage: Storage, storage_alias: str, name: str) -> SourceSt
         stat = source.stat()
     finally:
         source.close()
+    return _state(storage_alias, name, source, stat)
+
+
+def _state(storage_alias: str, name: str, source: Source, stat: SourceStat) -> SourceState:
+    if isinstance(source, FilesystemSource):
+        return SourceState(
+            storage_alias, name, version_of(stat), stat.size, source.local_path, source.identity
+        )
     return SourceState(storage_alias, name, version_of(stat), stat.size, stat.path)
 
 
@@ -258,9 +269,10 @@ class DerivativeStore:
 
     def _source(self, name: str) -> Source:
         if self.root is not None:
-            # Names are derived (cache keys), never taken from a request: no need to resolve
-            # symlinks against the root, which costs a system call per path segment.
-            return FilesystemSource(os.path.join(self.root, name))
+            # Names are derived (cache keys), never taken from a request: no need to walk
+            # the path from the root. The bytes under a name never change: a server may
+            # reopen it by name (pathsend).
+            return FilesystemSource(os.path.join(self.root, name), immutable=True)
         return storage_source(self.storage, name)
 
     async def find(self, name: str) -> StoredDerivative | None:

@@ -51,6 +51,7 @@ from django.http import (
 
 from fileresponse.conf import Config, get_config
 from fileresponse.exceptions import FileResponseError
+from fileresponse.http.headers import with_charset
 from fileresponse.http.ranges import ByteRange
 from fileresponse.responses import AsyncFileResponse
 from fileresponse.views import error_response
@@ -167,7 +168,8 @@ async def _deliver(
         redirect = HttpResponseRedirect(await store.url(found.name))
         redirect["Cache-Control"] = _REDIRECT_CACHE_CONTROL
     else:
-        redirect = HttpResponse(content_type=content_type)
+        # nginx sends the type set here: the same as a streamed derivative's.
+        redirect = HttpResponse(content_type=with_charset(content_type, config.TEXT_CHARSET))
         redirect["X-Accel-Redirect"] = config.DERIVATIVES_ACCEL_PREFIX + quote(found.name)
         redirect["Cache-Control"] = cache_control
     for header, value in headers.items():

@@ -1,4 +1,4 @@
-"""Representation headers derived from a file name: type and disposition.
+"""Representation headers of a file: its type (with a charset for text) and disposition.
 
 Pure functions: no Django, no I/O.
 """
@@ -6,10 +6,11 @@ Pure functions: no Django, no I/O.
 from __future__ import annotations
 
 import mimetypes
+import posixpath
 import unicodedata
 from urllib.parse import quote
 
-__all__ = ["content_disposition", "guess_content_type"]
+__all__ = ["content_disposition", "guess_content_type", "with_charset"]
 
 # As django.http.FileResponse: a compressed file is served as what it is,
 # not as the type of its contents with a Content-Encoding.
@@ -30,27 +31,84 @@ def guess_content_type(name: str, default: str = "application/octet-stream") -> 
     return media_type or default
 
 
+# Text that is not text/*: scripts, JSON and XML (RFC 9239, 8259, 7303).
+_TEXT_MEDIA_TYPES = frozenset(
+    {
+        "application/javascript",
+        "application/ecmascript",
+        "application/x-javascript",
+        "application/json",
+        "application/xml",
+    }
+)
+
+
+def _is_text(media_type: str) -> bool:
+    """``text/*``, JavaScript, JSON, XML and the ``+json`` and ``+xml`` types."""
+    media_type = media_type.strip().lower()
+    top_level, _, subtype = media_type.partition("/")
+    return (
+        top_level == "text"
+        or media_type in _TEXT_MEDIA_TYPES
+        or subtype.endswith(("+json", "+xml"))
+    )
+
+
+def with_charset(content_type: str, charset: str | None) -> str:
+    """``content_type`` with ``; charset=`` added to a text type that has none.
+
+    RFC 9110 section 8.3.2: without it, a browser guesses the encoding of
+    text (often wrongly). A falsy ``charset`` leaves every type as it is.
+    """
+    media_type, *parameters = content_type.split(";")
+    if (
+        not charset
+        or not _is_text(media_type)
+        or any(parameter.partition("=")[0].strip().lower() == "charset" for parameter in parameters)
+    ):
+        return content_type
+    return f"{content_type.rstrip().rstrip(';')}; charset={charset}"
+
+
 def content_disposition(filename: str, *, as_attachment: bool) -> str:
     """A ``Content-Disposition`` value (RFC 6266), safe for any file name.
 
-    Non-ASCII names get an ASCII fallback in ``filename`` and the exact name
-    in ``filename*`` (RFC 8187, the successor of RFC 5987).
+    A name outside printable ASCII gets the exact name in ``filename*``
+    (RFC 8187) and a readable ASCII ``filename`` for older clients.
     """
     disposition = "attachment" if as_attachment else "inline"
     filename = filename.replace("\r", "").replace("\n", "").replace("\x00", "")
     if not filename:
         return disposition
-    try:
-        filename.encode("ascii")
-    except UnicodeEncodeError:
-        fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
-        fallback = _quoted_string(fallback.strip() or "download")
-        return f"{disposition}; filename={fallback}; filename*=UTF-8''{quote(filename, safe='')}"
-    return f"{disposition}; filename={_quoted_string(filename)}"
+    if all(_is_printable_ascii(char) for char in filename):
+        return f"{disposition}; filename={_quoted_string(filename)}"
+    fallback = _quoted_string(_ascii_fallback(filename))
+    return f"{disposition}; filename={fallback}; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _is_printable_ascii(char: str) -> bool:
+    return " " <= char <= "~"
+
+
+def _ascii_fallback(filename: str) -> str:
+    """``résumé.txt`` -> ``resume.txt``, ``你好.txt`` -> ``__.txt``, the extension kept.
+
+    Accents are dropped (NFKD without the combining marks); what is left
+    outside printable ASCII becomes ``_``.
+    """
+    stem, extension = posixpath.splitext(filename)
+    return (_transliterate(stem).strip() or "download") + _transliterate(extension)
+
+
+def _transliterate(text: str) -> str:
+    return "".join(
+        char if _is_printable_ascii(char) else "_"
+        for char in unicodedata.normalize("NFKD", text)
+        if not unicodedata.combining(char)
+    )
 
 
 def _quoted_string(value: str) -> str:
     """RFC 9110 section 5.6.4: a quoted-string with ``\\`` and ``"`` escaped."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(char for char in escaped if char == "\t" or " " <= char <= "~")
     return f'"{escaped}"'

@@ -112,14 +112,16 @@ def plan_response(
                 (("Content-Range", f"bytes */{size}"), ("Content-Length", "0"), *common),
             )
 
-    if ranges is None or ranges == list(whole):
-        return ResponsePlan(
-            200,
-            (("Content-Type", representation.content_type), ("Content-Length", str(size)), *common),
-            whole if send_body else (),
-        )
-
+    whole_file = ResponsePlan(
+        200,
+        (("Content-Type", representation.content_type), ("Content-Length", str(size)), *common),
+        whole if send_body else (),
+    )
+    if ranges is None:
+        return whole_file
     if len(ranges) == 1:
+        # Section 15.3.7.1, also for a range that covers the whole file
+        # (bytes=0-): download managers probe resumability so, as nginx answers.
         (only,) = ranges
         return ResponsePlan(
             206,
@@ -131,10 +133,23 @@ def plan_response(
             ),
             (only,),
         )
+    multipart = _multipart(ranges, representation, boundary or secrets.token_hex(16), common)
+    # Section 14.2 lets a server ignore Range: a multipart body larger than
+    # the file is worse than the file.
+    return multipart if multipart.content_length <= size else whole_file
 
-    # RFC 9110 section 14.6: multipart/byteranges, each part with its own
-    # Content-Type and Content-Range.
-    boundary = boundary or secrets.token_hex(16)
+
+def _multipart(
+    ranges: list[ByteRange],
+    representation: Representation,
+    boundary: str,
+    common: tuple[tuple[str, str], ...],
+) -> ResponsePlan:
+    """A ``multipart/byteranges`` plan (RFC 9110 section 14.6), parts in the order of ``ranges``.
+
+    Each part carries its own ``Content-Type`` and ``Content-Range``.
+    """
+    size = representation.size
     body: list[Segment] = []
     for byte_range in ranges:
         body.append(

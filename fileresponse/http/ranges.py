@@ -12,9 +12,9 @@ What is ignored and what is rejected (section 14.2 lets a server ignore
 - a syntactically valid set in which no range overlaps the representation:
   :class:`RangeNotSatisfiable`, answered with ``416``.
 
-Overlapping or adjacent ranges are coalesced and sorted (section 14.3 allows
-it), so a response never carries a byte twice: many overlapping ranges cannot
-amplify a response beyond the size of the file.
+Overlapping or adjacent ranges are coalesced (section 15.3.7.2 allows it), so
+a response never carries a byte twice; the others keep the order of the
+request, as that section asks of multipart responses.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class ByteRange:
 def parse_range_header(value: str, size: int, *, max_ranges: int = 16) -> list[ByteRange]:
     """Parse a ``Range`` header against a representation of ``size`` bytes.
 
-    Returns the satisfiable ranges, coalesced and in ascending order.
+    Returns the satisfiable ranges, coalesced, in the order of the request.
 
     Raises :class:`MalformedRange` when the header must be ignored, and
     :class:`RangeNotSatisfiable` when it is valid but nothing overlaps.
@@ -113,12 +113,25 @@ def parse_range_header(value: str, size: int, *, max_ranges: int = 16) -> list[B
 
 
 def _coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
-    """Merge overlapping and adjacent ranges; section 14.3 allows it."""
+    """Merge overlapping and adjacent ranges, in request order (RFC 9110 section 15.3.7.2).
+
+    A merged range takes the place of the first of the ranges it covers.
+    """
     merged: list[ByteRange] = []
-    for current in sorted(ranges, key=lambda byte_range: byte_range.first):
-        if merged and current.first <= merged[-1].last + 1:
-            previous = merged[-1]
-            merged[-1] = ByteRange(previous.first, max(previous.last, current.last))
-        else:
+    for current in ranges:
+        touching = [
+            index
+            for index, earlier in enumerate(merged)
+            if earlier.first <= current.last + 1 and current.first <= earlier.last + 1
+        ]
+        if not touching:
             merged.append(current)
+            continue
+        covered = [merged[index] for index in touching] + [current]
+        merged[touching[0]] = ByteRange(
+            min(byte_range.first for byte_range in covered),
+            max(byte_range.last for byte_range in covered),
+        )
+        for index in reversed(touching[1:]):
+            del merged[index]
     return merged

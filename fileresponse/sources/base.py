@@ -16,7 +16,10 @@ class SourceStat:
 
     ``etag`` is the opaque part of a strong entity tag (no quotes), or
     ``None`` when the backend has none. ``path`` is an absolute local path
-    when the bytes are a plain file on this machine (zero-copy sending).
+    that a server may reopen by name (``http.response.pathsend``), set only
+    where no other bytes can ever appear under that name (derivatives under
+    content-derived names); otherwise ``None`` and the bytes are sent from
+    the source as it was stat'ed.
     """
 
     size: int

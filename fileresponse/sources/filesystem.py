@@ -12,12 +12,13 @@ import errno
 import os
 import stat as stat_module
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from fileresponse.exceptions import SourceForbidden, SourceNotFound, UnsafePath
+from fileresponse.exceptions import SourceForbidden, SourceNotFound, SourceUnavailable, UnsafePath
 
 from .base import SourceStat
 
@@ -26,6 +27,7 @@ __all__ = [
     "FilesystemSource",
     "ThreadedReads",
     "io_executor",
+    "open_beneath",
     "relative_path_parts",
     "resolve_under_root",
 ]
@@ -54,7 +56,7 @@ def io_executor() -> ThreadPoolExecutor:
 def relative_path_parts(relative_path: str) -> list[str]:
     """The parts of a URL path, checked: :class:`UnsafePath` for anything that could escape.
 
-    No I/O: symlinks are checked at stat time by :func:`resolve_under_root`.
+    No I/O: symlinks are checked when the file is opened (:func:`open_beneath`).
     """
     if "\x00" in relative_path or "\\" in relative_path:
         raise UnsafePath("NUL or backslash in path")
@@ -72,6 +74,9 @@ def resolve_under_root(root: str | os.PathLike[str], relative_path: str) -> str:
     """The real path of ``relative_path`` under ``root``, symlinks resolved.
 
     Raises :class:`UnsafePath` when the result is not inside the real root.
+    For a name to *write* under a root the library owns (derivatives). To
+    read a file named by a request, use :func:`open_beneath`: a path checked
+    here may be swapped for a symlink before it is opened.
     Does I/O (``realpath``): call it off the event loop.
     """
     parts = relative_path_parts(relative_path)
@@ -82,6 +87,102 @@ def resolve_under_root(root: str | os.PathLike[str], relative_path: str) -> str:
     return candidate
 
 
+#: Symlinks followed in one look-up before giving up, as Linux does (ELOOP).
+_MAX_SYMLINKS = 40
+# O_PATH: a directory needs only search permission to be walked through.
+_DIRECTORY_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO must not hang; it is refused after the fstat.
+_FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EISDIR, errno.ENXIO)
+
+
+def open_beneath(root: str | os.PathLike[str], relative_path: str) -> int:
+    """Open ``relative_path`` under ``root`` for reading, never leaving the root.
+
+    The path is walked one component at a time from a descriptor of the
+    root, each opened with ``O_NOFOLLOW`` relative to its parent; a symlink
+    met on the way is read and its target walked the same way (an absolute
+    target must lie under the root's real path). A directory swapped for a
+    symlink at any moment is seen as a symlink, so the file opened is always
+    beneath the root: what is checked is what is opened. Returns the open
+    descriptor (the caller ``fstat``s and closes it).
+
+    Raises :class:`SourceNotFound` (missing, a loop), :class:`UnsafePath`
+    (an escape) and :class:`SourceForbidden` (permissions). Blocking: call it
+    off the event loop.
+    """
+    pending = deque(relative_path_parts(relative_path))
+    root_fd = _open_step(os.fspath(root), _DIRECTORY_FLAGS & ~os.O_NOFOLLOW, None)
+    parents = [root_fd]
+    followed = 0
+    try:
+        while pending:
+            part = pending.popleft()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if len(parents) == 1:
+                    raise UnsafePath("a symlink leads out of the root")
+                os.close(parents.pop())
+                continue
+            flags = _DIRECTORY_FLAGS if pending else _FILE_FLAGS
+            try:
+                descriptor = _open_step(part, flags, parents[-1])
+            except _SymlinkMet:
+                followed += 1
+                if followed > _MAX_SYMLINKS:
+                    raise SourceNotFound("too many levels of symbolic links") from None
+                target = _read_link(part, parents[-1])
+                if target.startswith("/"):
+                    target = _beneath_real_root(root, target)
+                    while len(parents) > 1:
+                        os.close(parents.pop())
+                pending.extendleft(reversed(target.split("/")))
+                continue
+            if not pending:
+                return descriptor
+            parents.append(descriptor)
+        raise SourceNotFound("no file name")
+    finally:
+        for descriptor in parents:
+            os.close(descriptor)
+
+
+class _SymlinkMet(Exception):
+    """The component is (now) a symbolic link."""
+
+
+def _open_step(name: str, flags: int, dir_fd: int | None) -> int:
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except PermissionError as error:
+        raise SourceForbidden("no permission to read the file") from error
+    except OSError as error:
+        if error.errno == errno.ELOOP or (error.errno == errno.ENOTDIR and dir_fd is not None):
+            # O_NOFOLLOW on a symlink: ELOOP; O_DIRECTORY on a symlink or a file: ENOTDIR.
+            raise _SymlinkMet from None
+        if error.errno in _MISSING:
+            raise SourceNotFound("no such file") from None
+        raise
+
+
+def _read_link(name: str, dir_fd: int) -> str:
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError as error:
+        # EINVAL: not a symlink (a file where a directory was expected); ENOENT: gone since.
+        raise SourceNotFound("no such file") from error
+
+
+def _beneath_real_root(root: str | os.PathLike[str], target: str) -> str:
+    """An absolute symlink target as a path relative to the root's real path."""
+    real_root = os.path.realpath(root)
+    relative = os.path.relpath(os.path.normpath(target), real_root)
+    if relative.split(os.sep, 1)[0] == os.pardir:
+        raise UnsafePath("a symlink leads out of the root")
+    return "" if relative == os.curdir else relative
+
+
 class FilesystemSource:
     """A regular file on this machine.
 
@@ -89,20 +190,30 @@ class FilesystemSource:
     its root: ``..``, absolute paths, NUL bytes, backslashes and symlinks out
     of the root give :class:`~fileresponse.exceptions.UnsafePath`.
 
-    The file is opened at stat time and the reads use that descriptor, so a
-    response sends the version it stat'ed even if the file is replaced.
+    The file is opened at stat time (beneath the root without following a
+    symlink out of it, see :func:`open_beneath`) and the reads use that
+    descriptor, so a response sends the version it stat'ed even if the file
+    is replaced. ``immutable=True`` promises that no other bytes will ever
+    appear under this path (content-derived names): only then may a server
+    reopen it by name (``http.response.pathsend``).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        root: str | os.PathLike[str] | None = None,
+        immutable: bool = False,
     ) -> None:
         self._path = os.fspath(path)
         self._root = None if root is None else os.fspath(root)
+        self._immutable = immutable
         self._fd: int | None = None
         self._in_flight = 0
         self._closing = False
         self._lock = threading.Lock()
         self._stat: SourceStat | None = None
+        self._identity: tuple[int, int] | None = None
         self._nowait_reads = bool(_RWF_NOWAIT)
 
     @classmethod
@@ -132,18 +243,13 @@ class FilesystemSource:
         return self._stat
 
     def _open_and_stat(self) -> SourceStat:
-        path = self._path if self._root is None else resolve_under_root(self._root, self._path)
-        try:
-            # O_NONBLOCK: opening a FIFO must not hang; it is refused below.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError as error:
-            raise SourceNotFound(f"no file {self._path!r}") from error
-        except PermissionError as error:
-            raise SourceForbidden(f"no permission to read {self._path!r}") from error
-        except OSError as error:
-            if error.errno in (errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EISDIR):
-                raise SourceNotFound(f"no file {self._path!r}") from error
-            raise
+        if self._root is None:
+            fd = self._open_path()
+        else:
+            try:
+                fd = open_beneath(self._root, self._path)
+            except OSError as error:
+                raise SourceUnavailable(f"cannot open {self._path!r}: {error}") from error
         try:
             info = os.fstat(fd)
             if not stat_module.S_ISREG(info.st_mode):
@@ -153,14 +259,46 @@ class FilesystemSource:
             raise
         with self._lock:
             self._fd = fd
+        self._identity = (info.st_dev, info.st_ino)
         return SourceStat(
             size=info.st_size,
             mtime=info.st_mtime,
             # Like nginx: size and modification time; strong, since any
             # write changes mtime at nanosecond resolution.
             etag=f"{info.st_mtime_ns:x}-{info.st_size:x}",
-            path=os.path.abspath(path),
+            # A server may reopen the file by name only if no other bytes can appear
+            # under it; anything else is sent from this descriptor.
+            path=self._absolute_path() if self._immutable else None,
         )
+
+    def _absolute_path(self) -> str:
+        if self._root is None:
+            return os.path.abspath(self._path)
+        return os.path.join(os.path.abspath(self._root), *relative_path_parts(self._path))
+
+    def _open_path(self) -> int:
+        """Open a path given by the application (symlinks followed, as it asked)."""
+        try:
+            return os.open(self._path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError as error:
+            raise SourceNotFound(f"no file {self._path!r}") from error
+        except PermissionError as error:
+            raise SourceForbidden(f"no permission to read {self._path!r}") from error
+        except OSError as error:
+            if error.errno in (*_MISSING, errno.ELOOP):
+                raise SourceNotFound(f"no file {self._path!r}") from error
+            raise SourceUnavailable(f"cannot open {self._path!r}: {error}") from error
+
+    @property
+    def local_path(self) -> str:
+        """The absolute path of the file, as named (another process may open it)."""
+        return self._absolute_path()
+
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        """``(st_dev, st_ino)`` of the file opened at stat time: whoever opens
+        :attr:`local_path` later can check that it got the same file."""
+        return self._identity
 
     @property
     def file_descriptor(self) -> int | None:
