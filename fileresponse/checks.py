@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
@@ -28,7 +28,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .conf import get_config, validate, validate_minio_types
 
-__all__ = ["check_derivatives", "check_minio", "check_settings"]
+if TYPE_CHECKING:
+    from .storage.minio.storage import MinioStorage
+
+__all__ = ["check_derivatives", "check_minio", "check_minio_storages", "check_settings"]
 
 _EXECUTORS = ("process", "thread")
 
@@ -61,12 +64,77 @@ def check_minio(**kwargs: Any) -> list[CheckMessage]:
                 Error(f"FILERESPONSE_MINIO: {problem}.", id="fileresponse.E010")
                 for problem in problems
             ]
-    from .storage.minio import check_minio_storages
+    return check_minio_storages()
 
-    kinds = {"error": Error, "warning": Warning}
-    return [
-        kinds[level](message, id=check_id) for level, check_id, message in check_minio_storages()
-    ]
+
+def check_minio_storages() -> list[CheckMessage]:
+    """Problems of the MinioStorages of ``STORAGES``: each answers and has its bucket.
+
+    One bounded request per distinct endpoint, credentials and bucket
+    (``bucket_exists``, at most ``CONNECT_TIMEOUT`` + ``READ_TIMEOUT`` each,
+    capped at 5 s): an error for refused credentials (E011) or a missing
+    bucket (E012), a warning for a storage that does not answer (W011: it
+    may come up later).
+    """
+    import dataclasses
+
+    from .exceptions import SourceUnavailable
+    from .storage.minio.clients import client_key, sync_client
+    from .storage.minio.errors import translate_sync_error
+
+    try:
+        minio_storages = _minio_storages()
+    except ImproperlyConfigured as error:
+        return [Error(str(error), id="fileresponse.E010")]
+    messages: list[CheckMessage] = []
+    seen: set[tuple[object, ...]] = set()
+    for alias, storage in minio_storages.items():
+        config = storage.config
+        identity = (*client_key(config), config.BUCKET)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        bounded = dataclasses.replace(
+            config,
+            CONNECT_TIMEOUT=min(config.CONNECT_TIMEOUT, 5.0),
+            READ_TIMEOUT=min(config.READ_TIMEOUT, 5.0),
+        )
+        where = f"STORAGES[{alias!r}] ({bounded.endpoint_url}, bucket {config.BUCKET!r})"
+        client = sync_client(bounded)
+        try:
+            exists = client.minio.bucket_exists(config.BUCKET)
+        except Exception as error:
+            translated = translate_sync_error(bounded, error)
+            if isinstance(translated, SourceUnavailable):
+                messages.append(Warning(f"{where}: {translated}", id="fileresponse.W011"))
+            elif translated is not None:
+                messages.append(Error(f"{where}: {translated}", id="fileresponse.E011"))
+            else:
+                raise
+            continue
+        if not exists:
+            messages.append(Error(f"{where}: the bucket does not exist", id="fileresponse.E012"))
+    return messages
+
+
+def _minio_storages() -> dict[str, MinioStorage]:
+    """The MinioStorage instances of ``settings.STORAGES``, by alias."""
+    from django.core.files.storage import storages
+    from django.utils.module_loading import import_string
+
+    from .storage.minio.storage import MinioStorage
+
+    found: dict[str, MinioStorage] = {}
+    for alias, entry in (getattr(settings, "STORAGES", {}) or {}).items():
+        try:
+            backend_class = import_string(entry.get("BACKEND", ""))
+        except ImportError:
+            continue
+        if isinstance(backend_class, type) and issubclass(backend_class, MinioStorage):
+            storage = storages[alias]
+            assert isinstance(storage, MinioStorage)
+            found[alias] = storage
+    return found
 
 
 @register()

@@ -22,6 +22,7 @@ from .http.ranges import ByteRange
 from .responses import AsyncFileResponse
 from .sources.base import Source, SourceStat
 from .sources.filesystem import FilesystemSource, io_executor, relative_path_parts
+from .storage.delivery import DeliveringStorage
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -111,12 +112,15 @@ async def serve_storage(
 
     The path is checked like a path under a root (``..``, absolute paths,
     NUL bytes, backslashes: ``404``), whatever the storage. The source
-    follows the storage: a :class:`~fileresponse.storage.MinioStorage`
-    streams with ranged GETs from its pooled client, a ``FileSystemStorage``
-    is served from its ``location`` like :func:`serve`, any other storage
-    through :class:`~fileresponse.sources.storage.StorageSource`.
+    follows the storage (:func:`~fileresponse.sources.storage.storage_source`):
+    a :class:`~fileresponse.storage.delivery.DeliveringStorage` such as
+    :class:`~fileresponse.storage.MinioStorage` gives its own (ranged GETs
+    from a pooled client), a ``FileSystemStorage`` is served from its
+    ``location`` like :func:`serve`, any other storage through
+    :class:`~fileresponse.sources.storage.StorageSource`.
 
-    ``delivery`` (default: the MinioStorage's ``DELIVERY``, else ``stream``):
+    ``delivery`` (default: the storage's ``delivery``, e.g. a MinioStorage's
+    ``DELIVERY``, else ``stream``):
 
     - ``stream``: this response sends the bytes (ranges, conditional
       requests, HEAD from a stat alone);
@@ -166,9 +170,7 @@ def _storage(storage: str | Storage) -> Storage:
 
 
 def _default_delivery(storage: Storage) -> str:
-    from .storage.minio import MinioStorage
-
-    return storage.config.DELIVERY if isinstance(storage, MinioStorage) else "stream"
+    return storage.delivery if isinstance(storage, DeliveringStorage) else "stream"
 
 
 def _stat_or_close(source: Source) -> SourceStat:
@@ -193,14 +195,9 @@ async def _start_first_range(source: Source, response: AsyncFileResponse) -> Non
 
 
 async def _redirect(storage: Storage, path: str, mode: str) -> HttpResponseRedirect:
-    from .storage.minio import MinioStorage
-
     name = "/".join(relative_path_parts(path))
-    if isinstance(storage, MinioStorage):
-        if mode == "presigned":
-            url = await storage.apresigned_url(name)
-        else:
-            url = storage.public_url(name)
+    if isinstance(storage, DeliveringStorage):
+        url = await storage.adelivery_url(name, mode)
     else:
         loop = asyncio.get_running_loop()
         url = await loop.run_in_executor(io_executor(), storage.url, name)

@@ -209,7 +209,7 @@ async def test_single_flight_with_a_lease(tmp_path: Path, store: DerivativeStore
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server here")
 def test_redis_lease(tmp_path: Path) -> None:
     redis = pytest.importorskip("redis")
-    from fileresponse.testing import free_port
+    from tests.s3server import free_port
 
     port = free_port()
     lease = RedisLease(f"redis://127.0.0.1:{port}/0")

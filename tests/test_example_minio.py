@@ -18,8 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fileresponse.testing import free_port
-from tests.s3server import S3Target
+from tests.s3server import S3Target, free_port
 from tests.test_example_settings import CONFIG_KEYS
 
 pytestmark = [pytest.mark.minio, pytest.mark.live, pytest.mark.slow]

@@ -27,9 +27,8 @@ from fileresponse.exceptions import SourceNotFound, SourceUnavailable, StorageEr
 from fileresponse.sources.storage import StorageSource, storage_source
 from fileresponse.storage import MinioStorage
 from fileresponse.storage.minio import aclose_clients, async_client, object_key
-from fileresponse.testing import free_port
 from tests.inprocess import call_asgi, call_wsgi, patched
-from tests.s3server import S3Target
+from tests.s3server import S3Target, free_port
 
 BASE = {"endpoint": "127.0.0.1:9", "bucket": "media", "secure": False}
 
@@ -205,6 +204,39 @@ def test_url_follows_the_delivery_mode(storage: MinioStorage, s3: S3Target) -> N
     assert public == object_url
     assert cdn == f"https://cdn.example/{storage.config.PREFIX}/a.txt"
     assert view == "/files/a%20b.txt"
+
+
+def test_deconstructs_to_its_public_path() -> None:
+    path, args, kwargs = MinioStorage(**BASE, prefix="media").deconstruct()
+
+    assert (path, args, kwargs) == (
+        "fileresponse.storage.MinioStorage",
+        (),
+        {**BASE, "prefix": "media"},
+    )
+
+
+async def test_delivery_follows_the_delivery_mode_without_a_server() -> None:
+    storage = MinioStorage(**BASE, prefix="p", delivery="public", base_url="/files/")
+
+    assert storage.delivery == "public"
+    assert (
+        await storage.adelivery_url("a b.txt", "public") == "http://127.0.0.1:9/media/p/a%20b.txt"
+    )
+    assert await storage.adelivery_url("a b.txt", "stream") == "/files/a%20b.txt"
+    assert await storage.aurl("a.txt") == storage.url("a.txt")
+    with pytest.raises(ValueError, match="teleport"):
+        await storage.adelivery_url("a.txt", "teleport")
+
+
+@pytest.mark.minio
+async def test_presigned_delivery_urls(storage: MinioStorage, closing_clients: None) -> None:
+    presigned = await storage.adelivery_url("a.txt", "presigned")
+    streamed = await storage.adelivery_url("a.txt", "stream")  # no BASE_URL: presigned too
+
+    assert storage.delivery == "stream"
+    assert "X-Amz-Signature=" in presigned
+    assert "X-Amz-Signature=" in streamed
 
 
 @pytest.mark.minio

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,18 @@ PUBLIC = {
     "fileresponse.sources.filesystem": ["FilesystemSource", "FileObjectSource"],
     "fileresponse.sources.storage": ["StorageSource", "storage_source"],
     "fileresponse.sources.minio": ["MinioSource"],
-    "fileresponse.storage": ["MinioStorage"],
+    "fileresponse.storage": ["MinioStorage", "DeliveringStorage"],
+    "fileresponse.storage.delivery": ["DeliveringStorage"],
+    "fileresponse.storage.minio": [
+        "MinioStorage",
+        "AsyncClient",
+        "SyncClient",
+        "aclose_clients",
+        "async_client",
+        "object_key",
+        "sync_client",
+    ],
+    "fileresponse.checks": ["check_settings", "check_minio", "check_derivatives"],
     "fileresponse.exceptions": ["SourceNotFound", "SourceUnavailable", "UnsafePath"],
     "fileresponse.derivatives": [
         "Spec",
@@ -40,8 +53,15 @@ MODULES_WITH_ALL = sorted(
         "fileresponse.http.validators",
         "fileresponse.http.headers",
         "fileresponse.http.plan",
+        "fileresponse.storage.minio.clients",
+        "fileresponse.storage.minio.errors",
+        "fileresponse.storage.minio.objects",
+        "fileresponse.storage.minio.files",
+        "fileresponse.storage.minio.storage",
     }
 )
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fileresponse"
 
 
 @pytest.mark.parametrize(("module_name", "names"), sorted(PUBLIC.items()))
@@ -79,3 +99,79 @@ def test_pure_http_modules_import_neither_django_nor_sdks() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_every_export_is_the_same_object() -> None:
+    from fileresponse.storage import MinioStorage
+    from fileresponse.storage.minio import MinioStorage as from_package
+    from fileresponse.storage.minio.storage import MinioStorage as defined
+
+    assert MinioStorage is from_package is defined
+
+
+def _imports(module: str) -> set[str]:
+    """The fileresponse modules that ``module`` imports anywhere (in functions too)."""
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    is_package = path.is_dir()
+    tree = ast.parse((path / "__init__.py" if is_package else path.with_suffix(".py")).read_text())
+    base = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parent = base
+            for _ in range(node.level - 1):
+                parent = parent.rpartition(".")[0]
+            target = node.module or ""
+            if node.level:
+                target = f"{parent}.{target}" if target else parent
+            for alias in node.names:  # a module of the package, else a name in ``target``
+                submodule = f"{target}.{alias.name}"
+                found.add(submodule if _is_module(submodule) else target)
+    return {name for name in found if _is_module(name) and name != module}
+
+
+def _is_module(name: str) -> bool:
+    if name.split(".")[0] != "fileresponse":
+        return False
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def test_storage_modules_import_no_cycle() -> None:
+    """No module of fileresponse.storage is part of an import cycle, lazy imports included."""
+    modules = [
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        for path in PACKAGE.rglob("*.py")
+    ]
+    graph = {module: _imports(module) for module in modules}
+    for start in (module for module in modules if module.startswith("fileresponse.storage")):
+        seen: set[str] = set()
+        stack = list(graph[start])
+        while stack:
+            module = stack.pop()
+            assert module != start, f"{start} imports itself through {sorted(seen)}"
+            if module not in seen:
+                seen.add(module)
+                stack.extend(graph[module])
+
+
+def test_the_package_ships_no_test_infrastructure() -> None:
+    assert importlib.util.find_spec("fileresponse.testing") is None
+    launchers = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "subprocess" in _imported_names(path)
+    ]
+    assert launchers == []
+
+
+def _imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names

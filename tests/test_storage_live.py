@@ -547,7 +547,7 @@ def gateway(s3_setup: S3Setup) -> Iterator[object]:
 def test_storage_down_is_503_then_recovers_by_itself(
     storage_servers: StorageServerPool, gateway: object, server_name: str
 ) -> None:
-    from fileresponse.testing import JuiceFSGateway
+    from tests.s3server import JuiceFSGateway
 
     assert isinstance(gateway, JuiceFSGateway)
     server = storage_servers.get(server_name)
@@ -574,7 +574,7 @@ def test_storage_down_is_503_then_recovers_by_itself(
 async def test_storage_dying_mid_download_cuts_the_response_short(
     patched: LiveServer, gateway: object, storage_media: MediaTree
 ) -> None:
-    from fileresponse.testing import JuiceFSGateway
+    from tests.s3server import JuiceFSGateway
 
     assert isinstance(gateway, JuiceFSGateway)
     content = huge_object()

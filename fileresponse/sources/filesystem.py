@@ -90,7 +90,9 @@ def resolve_under_root(root: str | os.PathLike[str], relative_path: str) -> str:
 #: Symlinks followed in one look-up before giving up, as Linux does (ELOOP).
 _MAX_SYMLINKS = 40
 # O_PATH: a directory needs only search permission to be walked through.
-_DIRECTORY_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIRECTORY_FLAGS = (
+    getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+)
 # O_NONBLOCK: opening a FIFO must not hang; it is refused after the fstat.
 _FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EISDIR, errno.ENXIO)

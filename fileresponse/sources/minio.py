@@ -21,21 +21,29 @@ import asyncio
 import logging
 import posixpath
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from fileresponse.conf import MinioConfig
 from fileresponse.exceptions import SourceUnavailable
-from fileresponse.storage.minio import object_key, translate_async_error, translate_sync_error
+from fileresponse.storage.minio.clients import object_key
+from fileresponse.storage.minio.errors import translate_async_error, translate_sync_error
+from fileresponse.storage.minio.objects import aopen_range, astat_object, open_range, stat_object
 
 from .base import SourceStat
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from fileresponse.storage.minio import MinioStorage
-
 __all__ = ["MinioSource"]
 
 logger = logging.getLogger("fileresponse")
+
+
+class _Configured(Protocol):
+    """What a MinioSource needs of its storage (a MinioStorage): the configuration."""
+
+    @property
+    def config(self) -> MinioConfig: ...
 
 
 class MinioSource:
@@ -46,9 +54,9 @@ class MinioSource:
     key outside ``PREFIX`` can be reached.
     """
 
-    def __init__(self, storage: MinioStorage, relative_path: str) -> None:
-        self._storage = storage
-        self._key = object_key(storage.config.PREFIX, relative_path)
+    def __init__(self, storage: _Configured, relative_path: str) -> None:
+        self._config = storage.config
+        self._key = object_key(self._config.PREFIX, relative_path)
         self._stat: SourceStat | None = None
         self._prepared: tuple[int, int, aiohttp.ClientResponse] | None = None
         self._closed = False
@@ -62,18 +70,18 @@ class MinioSource:
         return self._key
 
     def __repr__(self) -> str:
-        return f"<MinioSource {self._storage.bucket}/{self._key}>"
+        return f"<MinioSource {self._config.BUCKET}/{self._key}>"
 
     # -- stat -----------------------------------------------------------------
 
     def stat(self) -> SourceStat:
         if self._stat is None:
-            self._stat = self._storage.stat_object(self._key)
+            self._stat = stat_object(self._config, self._key)
         return self._stat
 
     async def astat(self) -> SourceStat:
         if self._stat is None:
-            self._stat = await self._storage.astat_object(self._key)
+            self._stat = await astat_object(self._config, self._key)
         return self._stat
 
     def _etag(self) -> str | None:
@@ -88,7 +96,7 @@ class MinioSource:
         response; :meth:`aiter_range` then reads that GET.
         """
         if length > 0 and self._prepared is None:
-            response = await self._storage.aopen_range(self._key, start, length, self._etag())
+            response = await aopen_range(self._config, self._key, start, length, self._etag())
             self._prepared = (start, length, response)
 
     async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
@@ -102,7 +110,7 @@ class MinioSource:
         else:
             if prepared is not None:
                 prepared[2].close()
-            response = await self._storage.aopen_range(self._key, start, length, self._etag())
+            response = await aopen_range(self._config, self._key, start, length, self._etag())
         sent = 0
         try:
             while sent < length:
@@ -126,7 +134,7 @@ class MinioSource:
         if isinstance(error, asyncio.IncompleteReadError):
             translated = SourceUnavailable("the storage closed the stream")
         else:
-            translated = translate_async_error(self._storage.config, error)
+            translated = translate_async_error(self._config, error)
         logger.error(
             "%r: storage stream failed after %d of %d bytes, response cut short: %s",
             self,
@@ -143,14 +151,14 @@ class MinioSource:
             return
         if self._closed:
             raise SourceUnavailable(f"{self!r} is closed")
-        response = self._storage.open_range(self._key, start, length, self._etag())
+        response = open_range(self._config, self._key, start, length, self._etag())
         sent = 0
         try:
             while sent < length:
                 try:
                     data = response.read(min(chunk_size, length - sent))
                 except Exception as error:
-                    translated = translate_sync_error(self._storage.config, error) or error
+                    translated = translate_sync_error(self._config, error) or error
                     logger.error(
                         "%r: storage stream failed after %d of %d bytes, response cut short: %s",
                         self,

@@ -3,8 +3,9 @@
 :class:`StorageSource` calls the Storage API (``size``, ``get_modified_time``,
 ``open``, ``seek``/``read``) in the library's I/O threads when used from
 async code, so a blocking backend never blocks the event loop.
-:func:`storage_source` picks the best source for a storage:
-:class:`~fileresponse.sources.minio.MinioSource` for a MinioStorage,
+:func:`storage_source` picks the best source for a storage: its own for a
+:class:`~fileresponse.storage.delivery.DeliveringStorage` (a MinioStorage's
+is a :class:`~fileresponse.sources.minio.MinioSource`),
 :class:`~fileresponse.sources.filesystem.FilesystemSource` for a
 FileSystemStorage (zero-copy sending), StorageSource for the rest.
 """
@@ -25,6 +26,7 @@ from fileresponse.exceptions import (
     SourceNotFound,
     SourceUnavailable,
 )
+from fileresponse.storage.delivery import DeliveringStorage
 
 from .base import Source, SourceStat
 from .filesystem import FilesystemSource, ThreadedReads, io_executor, relative_path_parts
@@ -40,9 +42,7 @@ def storage_source(storage: Storage, relative_path: str) -> Source:
     ``..``, absolute paths, NUL bytes and backslashes raise
     :class:`~fileresponse.exceptions.UnsafePath` whatever the storage.
     """
-    from fileresponse.storage.minio import MinioStorage
-
-    if isinstance(storage, MinioStorage):
+    if isinstance(storage, DeliveringStorage):
         return storage.source(relative_path)
     if isinstance(storage, FileSystemStorage):
         return FilesystemSource.from_root(storage.location, relative_path)
