@@ -4,13 +4,16 @@
 overrides two narrow hooks: ``run_get_response`` (to hand the connection's
 ASGI extensions to the response) and ``send_response`` (to let an
 :class:`~fileresponse.responses.AsyncFileResponse` send itself). Every other
-response goes through Django's own code unchanged. ``ASGIHandler`` is not
-public API, so the test suite runs against every supported Django version.
+response goes through Django's own code unchanged. It also answers the ASGI
+lifespan protocol, which Django's handler refuses, to end the derivative
+workers at shutdown. ``ASGIHandler`` is not public API, so the test suite
+runs against every supported Django version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler
@@ -20,6 +23,8 @@ from .asgi_types import Send
 from .responses import AsyncFileResponse
 
 __all__ = ["AsyncFileASGIHandler", "encode_headers"]
+
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 def encode_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
@@ -34,6 +39,32 @@ def encode_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
 
 class AsyncFileASGIHandler(ASGIHandler):
     """Django's ASGI handler, with file responses that send themselves."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.handle_lifespan(receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def handle_lifespan(self, receive: Receive, send: Send) -> None:
+        """ASGI lifespan: nothing to start; at shutdown, end the derivative workers.
+
+        The server sends the shutdown once its requests are done; the pool is
+        then ended before the server's exit waits for it (see
+        :mod:`fileresponse.derivatives.executor`).
+        """
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # Imported here: a project without derivatives never loads the executor.
+                from fileresponse.derivatives.executor import close_executors
+
+                # It joins processes: off the event loop.
+                await asyncio.get_running_loop().run_in_executor(None, close_executors)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = await super().run_get_response(request)

@@ -6,7 +6,9 @@ both engines, which share one contract; a few tests look inside one engine.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ from fileresponse.derivatives.exceptions import (
     CorruptImage,
     NotAnImage,
     ProcessingError,
+    SourceChanged,
     SourceTooLarge,
     UnsupportedFormat,
 )
@@ -389,8 +392,23 @@ def test_path_source(tmp_path: object, landscape: bytes) -> None:
     path.write_bytes(landscape)
     job = ImageJob(parse_spec("120x80"), "webp", path=str(path), **LIMITS)
     assert images.decode(process_image(job).data).size == (120, 80)
-    with pytest.raises(NotAnImage, match="gone"):
+    with pytest.raises(SourceChanged, match="gone"):
         process_image(ImageJob(parse_spec("120x80"), "webp", path=str(path) + ".x", **LIMITS))
+
+
+def test_path_source_replaced_since_its_stat(tmp_path: Path, landscape: bytes) -> None:
+    """The worker opens the path again: another file there (a new inode) is refused."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(landscape)
+    info = path.stat()
+    identity = (info.st_dev, info.st_ino)
+    job = ImageJob(parse_spec("120x80"), "webp", path=str(path), identity=identity, **LIMITS)
+    assert images.decode(process_image(job).data).size == (120, 80)
+    replacement = tmp_path / "other.jpg"
+    replacement.write_bytes(landscape)
+    os.replace(replacement, path)
+    with pytest.raises(SourceChanged, match="replaced"):
+        process_image(job)
 
 
 # ---------------------------------------------------------------- libvips only

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import rawhttp
-from tests.servers import SECRET_MARKER, LiveServer, MediaTree
+from tests.servers import SECRET_MARKER, SERVER_KINDS, LiveServer, MediaTree
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("no_tracebacks_in_server_logs")]
 
@@ -169,3 +169,60 @@ def test_a_directory_swapped_for_a_symlink_never_escapes(
     assert not errors, f"{len(errors)} of {len(results)} answers failed: {errors[:5]}"
     assert all(r.body == b"inside the root\n" for r in served)
     assert served, "no request found the file: the race hid it all the time"
+
+
+# ---------------------------------------------------------------- a derivative's source swapped
+
+
+def test_a_derivative_never_shows_a_source_outside_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker process opens the source again: it must find the file that was stat'ed."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from fileresponse.derivatives.signing import signed_path
+    from fileresponse.derivatives.spec import parse_spec
+    from tests import images
+
+    media = MediaTree(root=tmp_path / "media", outside=tmp_path / "outside", files={})
+    directory, parked = media.root / "dir", media.root / ".dir-parked"
+    directory.mkdir(parents=True)
+    media.outside.mkdir()
+    red, blue = (220, 20, 20), (20, 20, 220)
+    for where, color in ((directory, red), (media.outside, blue)):
+        image = Image.new("RGB", (400, 300), color)
+        (where / "photo.jpg").write_bytes(images.encode(image, "JPEG"))
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.derivatives_site.settings")
+    monkeypatch.setenv("FILERESPONSE_TEST_DERIVATIVES_ROOT", str(tmp_path / "derivatives"))
+    monkeypatch.setenv("FILERESPONSE_TEST_LOCK_DIR", str(tmp_path / "locks"))
+    server = LiveServer(SERVER_KINDS["uvicorn-patched"], media, tmp_path / "server.log")
+    server.start()
+
+    def swap() -> None:
+        os.rename(directory, parked)
+        os.symlink(media.outside, directory, target_is_directory=True)
+        os.unlink(directory)
+        os.rename(parked, directory)
+
+    answers = []
+    try:
+        with changing(swap) as swaps:
+            deadline = time.monotonic() + 2 * RACE_SECONDS
+            width = 40
+            while time.monotonic() < deadline:
+                width += 1  # a new spec each time: every request is a miss
+                target = "/derivatives/" + signed_path("dir/photo.jpg", parse_spec(f"{width}x"))
+                answers.append(rawhttp.request(server.host, server.port, "GET", target))
+    finally:
+        server.stop()
+    log = server.log_tail(100_000)
+    made = [answer for answer in answers if answer.status == 200]
+    colors = [images.decode(answer.body).convert("RGB").getpixel((5, 5)) for answer in made]
+    assert swaps[0] > 100
+    outside = [color for color in colors if images.close(color, blue)]
+    assert not outside, f"{len(outside)} of {len(made)} derivatives show the file outside the root"
+    assert made, "no derivative was made: the race hid the source all the time"
+    assert {answer.status for answer in answers} <= {200, 404, 503}, log
+    assert all(images.close(color, red) for color in colors)
+    assert "Traceback" not in log

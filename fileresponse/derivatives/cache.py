@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -46,12 +47,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from django.core.files.base import ContentFile
 
-from fileresponse.exceptions import SourceNotFound, SourceUnavailable
+from fileresponse.exceptions import SourceNotFound
 from fileresponse.sources.base import Source, SourceStat
 from fileresponse.sources.filesystem import FilesystemSource, io_executor, resolve_under_root
 from fileresponse.sources.storage import storage_source
 
-from .exceptions import SourceTooLarge
+from .exceptions import InsufficientStorage
 from .processors.jobs import CONTENT_TYPES
 
 if TYPE_CHECKING:
@@ -69,7 +70,6 @@ __all__ = [
     "family_format",
     "get_store",
     "is_local",
-    "read_source",
     "safe_version",
     "source_prefix",
     "stat_source",
@@ -162,7 +162,8 @@ class SourceState:
     name: str
     version: str
     size: int
-    #: A local path the worker can read, or ``None`` (then the bytes are read here).
+    #: A local path the worker can read, or ``None`` (then the source is copied first:
+    #: :mod:`~fileresponse.derivatives.spool`).
     path: str | None
     #: ``(st_dev, st_ino)`` of the file stat'ed at ``path``: the worker checks that it
     #: opened the same file (not one put in its place, or reached through a new symlink).
@@ -218,24 +219,6 @@ def is_local(storage: Storage) -> bool:
 def version_of(stat: SourceStat) -> str:
     """A source's version: its entity tag, or its modification time and size."""
     return stat.etag or f"{int(stat.mtime * 1_000_000):x}-{stat.size:x}"
-
-
-async def read_source(storage: Storage, state: SourceState, max_bytes: int) -> bytes:
-    """The bytes of a source with no local path, at most ``max_bytes`` of them."""
-
-    def read() -> bytes:
-        try:
-            with storage.open(state.name, "rb") as file:
-                data: bytes = file.read(max_bytes + 1)
-        except FileNotFoundError as error:
-            raise SourceNotFound(f"no file {state.name!r}") from error
-        except OSError as error:
-            raise SourceUnavailable(f"cannot read {state.name!r}: {error}") from error
-        if len(data) > max_bytes:
-            raise SourceTooLarge(f"source too large: over {max_bytes} bytes")
-        return data
-
-    return await _in_thread(read)
 
 
 # ---------------------------------------------------------------- the store
@@ -318,6 +301,18 @@ class DerivativeStore:
         await _in_thread(self.save_now, name, data)
 
     def save_now(self, name: str, data: bytes) -> None:
+        """:meth:`save` in the calling thread; :class:`InsufficientStorage` on a full disk."""
+        try:
+            self._save_now(name, data)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # Nothing of it is left (see _atomic_write): a later request tries again.
+            raise InsufficientStorage(
+                "no space left in the derivative storage; try again later"
+            ) from None
+
+    def _save_now(self, name: str, data: bytes) -> None:
         if self.root is not None:
             _atomic_write(self.root, name, data)
             return

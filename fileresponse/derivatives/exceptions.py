@@ -11,9 +11,11 @@ from fileresponse.exceptions import FileResponseError, SourceUnavailable
 __all__ = [
     "CorruptImage",
     "DerivativeLimitExceeded",
+    "InsufficientStorage",
     "NotAnImage",
     "ProcessingError",
     "ProcessingUnavailable",
+    "SourceChanged",
     "SourceTooLarge",
     "UnsupportedFormat",
 ]
@@ -58,3 +60,20 @@ class UnsupportedFormat(ProcessingError):
 
 class ProcessingUnavailable(SourceUnavailable):
     """No result in time (busy pool, lock wait over): ``503`` with ``Retry-After``."""
+
+
+class SourceChanged(ProcessingUnavailable):
+    """The source was replaced or moved between its stat and its processing: ``503``.
+
+    Transient, and never remembered: the next request stats the new version.
+    """
+
+
+class InsufficientStorage(ProcessingUnavailable):
+    """No space left for the derivative, or for the temporary copy of its source: ``507``.
+
+    Nothing partial is kept and nothing is remembered: once there is space
+    again, the next request makes the derivative.
+    """
+
+    status_code = 507

@@ -13,6 +13,12 @@ pool: the job that was running gets ``503``, the pool is replaced, the next
 job runs in fresh workers. A job over ``DERIVATIVES_TIMEOUT`` gets ``503``
 and its workers are ended.
 
+When the server process stops, its workers are ended first, whatever the
+server: at the ASGI lifespan shutdown (:func:`close_executors`, called by
+:class:`~fileresponse.handlers.AsyncFileASGIHandler`), else by exit hooks
+that run before the interpreter waits for the pool, else (the process is
+killed) when the workers see their lifeline pipe close.
+
 As with any ``forkserver``/``spawn`` pool, a script run directly (``python
 script.py``) that uses the process pool needs the ``if __name__ ==
 "__main__":`` guard: workers import the main module. Servers (gunicorn,
@@ -30,11 +36,14 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 import warnings
+import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
+from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from django.core.signals import setting_changed
@@ -51,6 +60,7 @@ __all__ = [
     "JobExecutor",
     "ProcessPoolJobExecutor",
     "ThreadJobExecutor",
+    "close_executors",
     "get_executor",
     "reset_executor",
 ]
@@ -102,7 +112,15 @@ class _PoolJobExecutor:
                 # A pool inherited through fork belongs to the parent: start ours.
                 self._pool = self._new_pool()
                 self._pool_pid = os.getpid()
+                _running.add(self)
+                _register_exit_hooks()
             return self._pool
+
+    def _take_pool(self) -> Executor | None:
+        """Forget the pool; return it if this process started it (else it is the parent's)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            return pool if pool is not None and self._pool_pid == os.getpid() else None
 
     def _discard_pool(self, pool: Executor, *, kill: bool) -> None:
         with self._lock:
@@ -111,10 +129,10 @@ class _PoolJobExecutor:
         if kill:
             _kill_workers(pool)
         pool.shutdown(wait=False, cancel_futures=True)
-        self._pool_discarded(pool)
+        self._end_workers(pool)
 
-    def _pool_discarded(self, pool: Executor) -> None:
-        """Hook: ``pool`` is no longer used."""
+    def _end_workers(self, pool: Executor) -> None:
+        """Hook: make the workers of ``pool`` exit now, whatever they run (threads cannot)."""
 
     async def run(self, job: ImageJob) -> ImageResult:
         with self._lock:
@@ -142,11 +160,22 @@ class _PoolJobExecutor:
                 self._pending -= 1
 
     def shutdown(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
+        """Stop the workers once the jobs they run are done; queued jobs are cancelled."""
+        pool = self._take_pool()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-            self._pool_discarded(pool)
+            self._end_workers(pool)
+
+    def close(self) -> None:
+        """Stop the workers now, abandoning their jobs: this process is stopping.
+
+        Nobody waits for those jobs any more (the server has finished or cut
+        its requests), and an exit must not wait for a long run.
+        """
+        pool = self._take_pool()
+        if pool is not None:
+            self._end_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ProcessPoolJobExecutor(_PoolJobExecutor):
@@ -183,7 +212,8 @@ class ProcessPoolJobExecutor(_PoolJobExecutor):
         self._lifelines[id(pool)] = writer
         return pool
 
-    def _pool_discarded(self, pool: Executor) -> None:
+    def _end_workers(self, pool: Executor) -> None:
+        # Their lifeline threads see the end of the pipe and exit the workers at once.
         writer = self._lifelines.pop(id(pool), None)
         if writer is not None:
             writer.close()
@@ -209,11 +239,15 @@ def _init_worker(lifeline: Connection) -> None:
     """Set a worker process up.
 
     - It exits when the server process that owns the pool is gone (``lifeline``).
+    - It ignores ``SIGINT``: Ctrl-C reaches the whole process group, and the
+      server, which owns the workers, ends them (no ``KeyboardInterrupt``
+      traceback from each worker).
     - The jobs' own pixel limit replaces Pillow's global one: each job checks
       ``max_source_pixels`` from the header before decoding (in threads of the
       server process, Pillow's ``MAX_IMAGE_PIXELS`` is left alone). Without
       Pillow (the libvips engine alone) there is nothing to set.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(
         target=_exit_with_owner, args=(lifeline,), name="fileresponse-lifeline", daemon=True
     ).start()
@@ -246,6 +280,61 @@ def _kill_workers(pool: Executor) -> None:
 
 def _default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
+
+
+# ---------------------------------------------------------------- ending with the process
+
+#: The executors of this process that have started a pool.
+_running: weakref.WeakSet[_PoolJobExecutor] = weakref.WeakSet()
+_hooks_pid = 0
+
+
+def close_executors() -> None:
+    """End every processing worker of this process now: the server is stopping.
+
+    Called at the ASGI lifespan shutdown and by the exit hooks; jobs still
+    running are abandoned (see :meth:`_PoolJobExecutor.close`). A custom
+    executor (``DERIVATIVES_EXECUTOR``) gets its ``shutdown()``. Executors
+    start new workers if used again.
+    """
+    for executor in list(_running):
+        executor.close()
+    custom = _executor
+    if custom is not None and not isinstance(custom, _PoolJobExecutor):
+        custom.shutdown()
+
+
+def _register_exit_hooks() -> None:
+    """Make sure an exit of this process ends its pools before it waits for them.
+
+    A process pool stops its workers from an exit hook of its own that the
+    interpreter runs, with the threads' hooks, once the main thread is done;
+    until then the workers wait for jobs. Two exit paths wait for the workers
+    before that hook runs, and would wait for ever:
+
+    - ``multiprocessing`` joins the children of a process that exits (in a
+      worker process started by ``multiprocessing`` on Python < 3.13, such as
+      granian's workers, even before the threads' hooks), and the pool's
+      workers are such children; its finalizers of priority >= 0 run first;
+    - the threads' hooks run last registered first, and the pool's own,
+      registered when ``concurrent.futures.process`` was imported, waits for
+      the jobs that run, however long.
+
+    So :func:`close_executors` is both a ``multiprocessing`` finalizer and a
+    threads' exit hook, registered after the pool module's (once per process:
+    a forked child registers its own).
+    """
+    global _hooks_pid
+    if _hooks_pid == os.getpid():
+        return
+    _hooks_pid = os.getpid()
+    Finalize(None, close_executors, exitpriority=100)
+    # threading._register_atexit is private: the hook concurrent.futures uses for its
+    # own pools, and the only one that runs before theirs (atexit runs after).
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # the interpreter is exiting already
+            register(close_executors)
 
 
 _executor: JobExecutor | None = None

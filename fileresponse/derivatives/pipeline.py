@@ -25,7 +25,6 @@ from .cache import (
     family_format,
     get_store,
     is_local,
-    read_source,
     stat_source,
     stat_source_now,
 )
@@ -40,6 +39,7 @@ from .executor import get_executor
 from .processors import get_engine
 from .processors.jobs import ImageJob
 from .singleflight import get_single_flight, lock_key
+from .spool import spooled_source
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -175,22 +175,32 @@ async def _produce(
 ) -> None:
     """One processing run: read, process in the executor, store atomically, log.
 
-    ``engine`` is the engine's version, the first segment of ``name``.
+    A source with no local path is copied first, in bounded memory (see
+    :mod:`~fileresponse.derivatives.spool`); the copy is gone once the job
+    ends. ``engine`` is the engine's version, the first segment of ``name``.
     """
     started = time.perf_counter()
-    data = None
-    if state.path is None:
-        data = await read_source(source_storage, state, config.DERIVATIVES_MAX_SOURCE_BYTES)
-    job = ImageJob(
-        spec=spec,
-        output_format=output_format,
-        max_source_pixels=config.DERIVATIVES_MAX_SOURCE_PIXELS,
-        max_source_bytes=config.DERIVATIVES_MAX_SOURCE_BYTES,
-        path=state.path,
-        data=data,
-        engine=config.DERIVATIVES_ENGINE,
-    )
-    result = await get_executor().run(job)
+
+    def job(
+        path: str | None, data: bytes | None = None, identity: tuple[int, int] | None = None
+    ) -> ImageJob:
+        return ImageJob(
+            spec=spec,
+            output_format=output_format,
+            max_source_pixels=config.DERIVATIVES_MAX_SOURCE_PIXELS,
+            max_source_bytes=config.DERIVATIVES_MAX_SOURCE_BYTES,
+            path=path,
+            data=data,
+            engine=config.DERIVATIVES_ENGINE,
+            identity=identity,
+        )
+
+    if state.path is not None:
+        result = await get_executor().run(job(state.path, identity=state.identity))
+    else:
+        max_bytes = config.DERIVATIVES_MAX_SOURCE_BYTES
+        async with spooled_source(source_storage, state, max_bytes) as copy:
+            result = await get_executor().run(job(copy.path, copy.data))
     await store.write_manifest(state, engine=engine)
     await store.save(name, result.data)
     elapsed = time.perf_counter() - started
@@ -294,19 +304,21 @@ class _NegativeCache:
     """Failures remembered for a short while, per process, by derivative name.
 
     The name holds the source's version, so a fixed source is tried again at
-    once; nothing is written to the derivative storage for a failure.
+    once; nothing is written to the derivative storage for a failure. Only
+    the error's class and message are kept: the error itself holds its
+    traceback, whose frames hold the job and whatever the run had read.
     """
 
     def __init__(self, size: int = _NEGATIVE_ENTRIES) -> None:
         self._size = size
-        self._entries: OrderedDict[str, tuple[float, ProcessingError]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, type[ProcessingError], str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, name: str, error: ProcessingError, ttl: int | None) -> None:
         if not ttl:
             return
         with self._lock:
-            self._entries[name] = (time.monotonic() + ttl, error)
+            self._entries[name] = (time.monotonic() + ttl, type(error), str(error))
             self._entries.move_to_end(name)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
@@ -320,8 +332,8 @@ class _NegativeCache:
             if entry[0] < time.monotonic():
                 del self._entries[name]
                 return
-        error = entry[1]
-        raise type(error)(*error.args)
+        _, error_class, message = entry
+        raise error_class(message)
 
     def clear(self) -> None:
         with self._lock:

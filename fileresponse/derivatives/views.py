@@ -31,8 +31,10 @@ Bad input (not an image, corrupt, truncated, too many pixels or bytes, an
 unsupported format) gives a ``4xx`` whose body is a short reason, logged at
 ``WARNING``; nothing is stored for it. The failure is remembered in this
 process for ``DERIVATIVES_NEGATIVE_TTL`` seconds (keyed by the source's
-version, so a fixed source is tried again at once). The steps without HTTP
-live in :mod:`fileresponse.derivatives.pipeline`.
+version, so a fixed source is tried again at once). A full disk while the
+derivative (or the temporary copy of a remote source) is written gives a
+``507`` with ``Retry-After`` and its reason; nothing partial is kept. The
+steps without HTTP live in :mod:`fileresponse.derivatives.pipeline`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from fileresponse.responses import AsyncFileResponse
 from fileresponse.views import error_response
 
 from .cache import content_type_of, get_store
-from .exceptions import ProcessingError
+from .exceptions import InsufficientStorage, ProcessingError
 from .pipeline import check_limits, choose_format, logger, obtain_derivative
 from .signing import DerivativeRequest, resolve_request
 from .spec import InvalidSpec
@@ -85,6 +87,11 @@ async def serve_derivative(
     except ProcessingError as error:
         logger.warning("refused %s: %s", name, error)
         return _problem(error.status_code, str(error))
+    except InsufficientStorage as error:
+        logger.error("cannot store %s: %s", name, error)
+        problem = _problem(error.status_code, str(error))
+        problem["Retry-After"] = str(error.retry_after or get_config().RETRY_AFTER)
+        return problem
     except FileResponseError as error:
         return error_response(error)
 

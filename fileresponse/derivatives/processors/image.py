@@ -41,6 +41,7 @@ from fileresponse.derivatives.processors.jobs import (
     DEFAULT_QUALITY,
     ImageJob,
     ImageResult,
+    open_local,
     source_box,
 )
 
@@ -111,10 +112,7 @@ def _open_source(job: ImageJob) -> Iterator[IO[bytes]]:
     if job.data is not None:
         file = io.BytesIO(job.data)
     elif job.path is not None:
-        try:
-            file = open(job.path, "rb")  # noqa: SIM115 (closed below)
-        except FileNotFoundError:
-            raise NotAnImage("source is gone") from None
+        file = open_local(job)
     else:
         raise ValueError("an ImageJob needs a path or data")
     with file:

@@ -10,12 +10,21 @@ engines cut and scale the same way. No imaging library is imported here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Final
+from typing import IO, Final
 
+from fileresponse.derivatives.exceptions import SourceChanged
 from fileresponse.derivatives.spec import Spec
 
-__all__ = ["CONTENT_TYPES", "DEFAULT_QUALITY", "ImageJob", "ImageResult", "source_box"]
+__all__ = [
+    "CONTENT_TYPES",
+    "DEFAULT_QUALITY",
+    "ImageJob",
+    "ImageResult",
+    "open_local",
+    "source_box",
+]
 
 CONTENT_TYPES: Final = {
     "jpeg": "image/jpeg",
@@ -33,7 +42,9 @@ class ImageJob:
     """One run of an engine: where the bytes are, what to make, the limits.
 
     Exactly one of ``path`` (a local file, read by the worker) and ``data``
-    (the source's bytes, for remote storages) is set. ``output_format`` is
+    (the source's bytes, for remote storages) is set. With ``identity``, the
+    worker refuses a file at ``path`` that is not the one stat'ed (replaced,
+    or reached through a symlink swapped in since): see :func:`open_local`. ``output_format`` is
     resolved already (``auto`` and "keep the family" are decided by the view).
     ``engine`` names the engine that runs it (``DERIVATIVES_ENGINE``).
     """
@@ -45,6 +56,8 @@ class ImageJob:
     path: str | None = None
     data: bytes | None = None
     engine: str = "pillow"
+    #: ``(st_dev, st_ino)`` of the file stat'ed at ``path``, checked when it is opened.
+    identity: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,26 @@ class ImageResult:
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
+
+
+def open_local(job: ImageJob) -> IO[bytes]:
+    """The local file of ``job``, opened; :class:`SourceChanged` if it is not the one stat'ed.
+
+    The path is opened by name in the worker: a file put in its place, or a
+    directory on the way swapped for a symlink, since the request stat'ed it
+    shows as another ``(st_dev, st_ino)``.
+    """
+    assert job.path is not None
+    try:
+        file = open(job.path, "rb")  # noqa: SIM115 (the caller closes it)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceChanged("the source is gone since it was stat'ed") from None
+    if job.identity is not None:
+        info = os.fstat(file.fileno())
+        if (info.st_dev, info.st_ino) != job.identity:
+            file.close()
+            raise SourceChanged("the source was replaced since it was stat'ed")
+    return file
 
 
 def source_box(spec: Spec, width: int, height: int) -> tuple[float, float, float, float]:

@@ -47,6 +47,7 @@ from fileresponse.derivatives.processors.jobs import (
     DEFAULT_QUALITY,
     ImageJob,
     ImageResult,
+    open_local,
     source_box,
 )
 
@@ -124,22 +125,22 @@ def _open_source(job: ImageJob) -> pyvips.Source:
     """The source as a libvips source (the local file, or the given bytes), within the limit."""
     if job.data is not None:
         size = len(job.data)
-    elif job.path is not None:
-        try:
-            size = os.stat(job.path).st_size
-        except FileNotFoundError:
-            raise NotAnImage("source is gone") from None
-    else:
+        _check_size(size, job)
+        return pyvips.Source.new_from_memory(job.data)
+    if job.path is None:
         raise ValueError("an ImageJob needs a path or data")
+    with open_local(job) as file:
+        _check_size(os.fstat(file.fileno()).st_size, job)
+        try:
+            # libvips keeps a duplicate of the descriptor that was checked.
+            return pyvips.Source.new_from_descriptor(file.fileno())
+        except pyvips.Error:
+            raise NotAnImage("source is gone") from None
+
+
+def _check_size(size: int, job: ImageJob) -> None:
     if size > job.max_source_bytes:
         raise SourceTooLarge(f"source too large: {size} bytes (limit {job.max_source_bytes})")
-    if job.data is not None:
-        return pyvips.Source.new_from_memory(job.data)
-    try:
-        # A source takes the name as it is (new_from_file would parse "[options]" in it).
-        return pyvips.Source.new_from_file(job.path)
-    except pyvips.Error:
-        raise NotAnImage("source is gone") from None
 
 
 def _load(source: pyvips.Source, **options: Any) -> pyvips.Image:
