@@ -3,7 +3,7 @@
 #   make demo    virtualenv + example project served by gunicorn with uvicorn workers
 #   make demo-s3 a local S3 server for `make demo STORAGE=minio` (example/devserver.py)
 #   make test    whole suite (newest Python, newest Django) + the Django 5.2 LTS leg
-#   make lint    ruff check, ruff format --check, mypy
+#   make lint    ruff check, ruff format --check, mypy, lint-imports (pyproject.toml)
 #   make bench   benchmarks in bench/
 #
 # Override the interpreter with `make PYTHON=/path/to/python3 ...`.
@@ -107,10 +107,12 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 bench: venv
 	$(VENV)/bin/python bench/serve_files.py
 	$(VENV)/bin/python bench/serve_minio.py
 
 clean:
-	rm -rf $(VENV) $(VENV52) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(VENV52) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache \
+	  .coverage .coverage.*

@@ -262,11 +262,11 @@ def bench_single(big: list[str], media: Path, derivatives: Path, repeat: int) ->
 
     from fileresponse.conf import get_config
     from fileresponse.derivatives import executor as executor_module
-    from fileresponse.derivatives.cache import DerivativeStore
     from fileresponse.derivatives.pipeline import obtain_derivative
     from fileresponse.derivatives.processors import get_engine
     from fileresponse.derivatives.processors.image import ImageJob
     from fileresponse.derivatives.spec import parse_spec
+    from fileresponse.derivatives.store import DerivativeStore
 
     spec = parse_spec(SPEC)
     sources = iter(big)
@@ -309,7 +309,13 @@ def bench_single(big: list[str], media: Path, derivatives: Path, repeat: int) ->
 
         async def one() -> None:
             obtained = await obtain_derivative(
-                default_storage, "default", next(sources), spec, "jpeg", store=store, config=config
+                default_storage,
+                "default",
+                next(sources),
+                spec,
+                output="jpeg",
+                store=store,
+                config=config,
             )
             obtained.stored.source.close()
             with Image.open(obtained.stored.stat.path) as image:

@@ -9,8 +9,24 @@
 
 The servers are those of tests/servers.py, running the test project (tests/derivatives_site:
 tests/project plus derivatives) on a generated media tree, one worker each, on 127.0.0.1.
-Clients are asyncio on raw sockets in this process. Figures: a table on stdout, and
-bench/results/load-<name>.json and .md (--out to change the directory).
+Clients are asyncio on raw sockets in this process (uvloop when installed).
+
+slow-clients: each client sets SO_RCVBUF to 1 KiB, sends a GET and then reads one byte a
+second. Once the server has answered them all and idles, a paced client GETs small.txt
+(--small-rate a second, a fresh connection each) for --duration s: its p50/p99/max. Also
+the RSS of the serving process before / peak (sampled every 0.2 s) / after, and its open
+descriptors before / peak / after the slow clients close (and how soon they settle).
+
+connections: the derivatives are made and fetched twice first, so the load only hits the
+cache (the server's log must show no "generated" record during it). Each connection sends
+its requests one after another (keep-alive) for --duration s: whole files (1 KiB to 1 MiB),
+single ranges, three-part multipart ranges, 304 revalidations, derivative URLs. Every
+response is checked (status, and the exact bytes, part by part for multipart): any
+difference is an error. Figures: requests/s, p50/p99/max (overall and per kind), RSS and
+descriptors as above. Exit code 1 when there were errors.
+
+Output: a table on stdout, and bench/results/load-<name>.json and .md (--out to change).
+The tests in tests/test_load.py run both, shorter, and assert bounds on the figures.
 """
 
 from __future__ import annotations
@@ -175,7 +191,8 @@ class ProcessProbe:
         self._thread.join(timeout=5)
 
     def wait_for_fds(self, limit: int, timeout: float) -> float | None:
-        """Seconds until the process holds at most ``limit`` descriptors, or None."""
+        """Seconds until the process holds at most ``limit`` descriptors, or None after
+        ``timeout``."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.fds() <= limit:
@@ -227,15 +244,36 @@ async def warm_up(server: LiveServer) -> None:
 class SlowStats:
     connected: int = 0
     connect_errors: int = 0
+    started: int = 0
+    """Clients that received a first byte: the server has begun their responses."""
     bytes_read: int = 0
     closed_by_server: int = 0
     open_at_end: int = 0
+    quiet_after_s: float | None = None
+    """Seconds from the last first byte until the server idled (below 30 % of a core)."""
+
+
+async def _until_idle(pid: int, limit: float = 30.0, max_wait: float = 5.0) -> float | None:
+    """Seconds until process ``pid`` uses less than ``limit`` % of a core, or None."""
+    process = psutil.Process(pid)
+    start = time.monotonic()
+    process.cpu_percent()
+    while time.monotonic() - start < max_wait:
+        await asyncio.sleep(0.25)
+        if process.cpu_percent() < limit:
+            return round(time.monotonic() - start, 2)
+    return None
 
 
 async def _slow_reader(
-    server: LiveServer, target: str, until: float, receive_buffer: int, stats: SlowStats
+    server: LiveServer,
+    target: str,
+    done: asyncio.Event,
+    max_seconds: float,
+    receive_buffer: int,
+    stats: SlowStats,
 ) -> None:
-    """Read ``target`` one byte a second, with a tiny receive buffer, until ``until``."""
+    """Read ``target`` one byte a second, with a tiny receive buffer, until ``done``."""
     loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -248,11 +286,11 @@ async def _slow_reader(
             stats.connect_errors += 1
             return
         stats.connected += 1
-        while loop.time() < until:
+        for second in range(int(max_seconds) + 1):
             try:
-                data = await asyncio.wait_for(loop.sock_recv(sock, 1), until - loop.time() + 1)
+                data = await asyncio.wait_for(loop.sock_recv(sock, 1), 10)
             except TimeoutError:
-                break  # the server sent nothing for a second: still open
+                break  # nothing for 10 s: stalled, but still open
             except OSError:
                 stats.closed_by_server += 1
                 return
@@ -260,7 +298,12 @@ async def _slow_reader(
                 stats.closed_by_server += 1
                 return
             stats.bytes_read += 1
-            await asyncio.sleep(1.0)
+            if second == 0:
+                stats.started += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 1.0)
+            if done.is_set():
+                break
         stats.open_at_end += 1
     # Closing with unread bytes in the buffer: the kernel resets the connection.
 
@@ -307,20 +350,28 @@ async def _paced_small_client(
 async def _slow_round(
     server: LiveServer, site: Site, clients: int, duration: float, small_rate: float
 ) -> tuple[SlowStats, list[float], Counter[str]]:
+    """Connect the slow clients, wait until the server answers them all, then time the
+    small file for ``duration`` s while they hold their connections."""
     loop = asyncio.get_running_loop()
     stats = SlowStats()
-    ramp = min(2.0, duration / 4)
-    until = loop.time() + ramp + duration
+    done = asyncio.Event()
     readers = []
     for index in range(clients):
-        readers.append(
-            asyncio.create_task(_slow_reader(server, "/files/big.bin", until, 1024, stats))
-        )
+        reader = _slow_reader(server, "/files/big.bin", done, duration + 30, 1024, stats)
+        readers.append(asyncio.create_task(reader))
         if index % 20 == 19:
-            await asyncio.sleep(ramp * 20 / clients)
+            await asyncio.sleep(0.05)
+    for _ in range(200):
+        if stats.started + stats.connect_errors + stats.closed_by_server >= clients:
+            break
+        await asyncio.sleep(0.05)
+    # The server goes on filling each connection's buffers for a moment (granian: about
+    # 1 MiB each): wait until it idles, so that the timing is of the steady state.
+    stats.quiet_after_s = await _until_idle(server.pid)
     latencies, errors = await _paced_small_client(
-        server, site.media.files["small.txt"], small_rate, until
+        server, site.media.files["small.txt"], small_rate, loop.time() + duration
     )
+    done.set()
     await asyncio.gather(*readers)
     return stats, latencies, errors
 
@@ -345,6 +396,7 @@ def slow_clients(
             _slow_round(server, site, clients, duration, small_rate)
         )
         settle = probe.wait_for_fds(fds_before + fd_slack, settle_timeout)
+        exact = probe.wait_for_fds(fds_before, 2.0)
     fds_after = probe.fds()
     rss_after = probe.rss()
     return {
@@ -363,6 +415,7 @@ def slow_clients(
             "peak": probe.peak_fds,
             "after": fds_after,
             "settled_in_s": settle,
+            "back_to_baseline_in_s": exact,
         },
         "small": {"rate": small_rate, "requests": len(latencies), **latency_summary(latencies)},
         "small_errors": dict(errors),
@@ -629,6 +682,7 @@ def many_connections(
     with probe:
         stats, elapsed = _run_client(server, workload, connections, duration)
         settle = probe.wait_for_fds(fds_before + fd_slack, settle_timeout)
+        exact = probe.wait_for_fds(fds_before, 2.0)
     generated = len(GENERATED.findall(server.log_tail(1_000_000))) - generated_before
     everything = [value for values in stats.latencies.values() for value in values]
     return {
@@ -660,6 +714,7 @@ def many_connections(
             "peak": probe.peak_fds,
             "after": probe.fds(),
             "settled_in_s": settle,
+            "back_to_baseline_in_s": exact,
         },
     }
 
@@ -679,7 +734,7 @@ def _run_client(
 # ---------------------------------------------------------------- report
 
 
-def meta(parameters: dict[str, Any]) -> dict[str, Any]:
+def meta(parameters: dict[str, Any], loadavg_before: tuple[float, ...]) -> dict[str, Any]:
     def version(name: str) -> str | None:
         try:
             return importlib.metadata.version(name)
@@ -691,7 +746,8 @@ def meta(parameters: dict[str, Any]) -> dict[str, Any]:
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "loadavg_before": [round(value, 2) for value in os.getloadavg()],
+        "loadavg_before": [round(value, 2) for value in loadavg_before],
+        "loadavg_after": [round(value, 2) for value in os.getloadavg()],
         "parameters": parameters,
         "versions": {
             name: version(name)
@@ -706,9 +762,10 @@ def _cell(value: object) -> str:
 
 def slow_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| server | clients open at end | RSS MiB before / peak / after | fds before / peak / after"
-        " | fds settled in s | small p50 ms | small p99 ms | small max ms | small errors |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|",
+        "| server | clients open at end | RSS MiB before / peak / after"
+        " | fds before / peak / after | fds within 10 / at baseline after s"
+        " | small p50 ms | small p99 ms | small max ms | small errors |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|",
     ]
     for result in results:
         rss, fds, small = result["rss_mib"], result["fds"], result["small"]
@@ -716,7 +773,8 @@ def slow_table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {result['server']} | {slow['open_at_end']}/{result['clients']} "
             f"| {rss['before']} / {rss['peak']} / {rss['after']} "
-            f"| {fds['before']} / {fds['peak']} / {fds['after']} | {_cell(fds['settled_in_s'])} "
+            f"| {fds['before']} / {fds['peak']} / {fds['after']} "
+            f"| {_cell(fds['settled_in_s'])} / {_cell(fds['back_to_baseline_in_s'])} "
             f"| {_cell(small['p50_ms'])} | {_cell(small['p99_ms'])} | {_cell(small['max_ms'])} "
             f"| {sum(result['small_errors'].values())} |"
         )
@@ -770,6 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
+    loadavg_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="fr-load-") as base:
         site = build_site(Path(base))
@@ -796,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
                 "read": "1 byte/s, SO_RCVBUF 1024",
                 "file": "big.bin, 10 MiB",
             }
-            report = {"meta": meta(parameters), "results": results}
+            report = {"meta": meta(parameters, loadavg_before), "results": results}
             write_report(args.out, "slow-clients", report, slow_table(results))
         else:
             duration = args.duration or 60.0
@@ -806,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
                     server, site, connections=args.connections, duration=duration
                 )
             parameters = {"connections": args.connections, "duration_s": duration}
-            report = {"meta": meta(parameters), "results": [result]}
+            report = {"meta": meta(parameters, loadavg_before), "results": [result]}
             write_report(args.out, "connections", report, connections_table(result))
             if result["errors_total"]:
                 print(f"errors: {result['errors']}\n" + "\n".join(result["error_examples"]))

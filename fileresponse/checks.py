@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import get_config, validate, validate_minio_types
+from .conf import get_config, settings_table, validate, validate_minio_types
 
 if TYPE_CHECKING:
     from .storage.minio.storage import MinioStorage
@@ -38,8 +38,9 @@ _EXECUTORS = ("process", "thread")
 
 @register()
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
-    configured = getattr(settings, "FILERESPONSE", {}) or {}
-    if not isinstance(configured, Mapping):
+    try:
+        configured = settings_table("FILERESPONSE")
+    except ImproperlyConfigured:
         return [Error("FILERESPONSE must be a dict.", id="fileresponse.E001")]
     return [
         Error(f"FILERESPONSE: {problem}.", id="fileresponse.E002")
@@ -54,16 +55,15 @@ def check_minio(**kwargs: Any) -> list[CheckMessage]:
     Refused credentials and a missing bucket are errors; a storage that does
     not answer within its (capped) timeouts is a warning.
     """
-    configured = getattr(settings, "FILERESPONSE_MINIO", None)
-    if configured is not None:
-        if not isinstance(configured, Mapping):
-            return [Error("FILERESPONSE_MINIO must be a dict.", id="fileresponse.E010")]
-        problems = validate_minio_types(configured)
-        if problems:
-            return [
-                Error(f"FILERESPONSE_MINIO: {problem}.", id="fileresponse.E010")
-                for problem in problems
-            ]
+    try:
+        configured = settings_table("FILERESPONSE_MINIO")
+    except ImproperlyConfigured:
+        return [Error("FILERESPONSE_MINIO must be a dict.", id="fileresponse.E010")]
+    problems = validate_minio_types(configured)
+    if problems:
+        return [
+            Error(f"FILERESPONSE_MINIO: {problem}.", id="fileresponse.E010") for problem in problems
+        ]
     return check_minio_storages()
 
 
@@ -140,9 +140,12 @@ def _minio_storages() -> dict[str, MinioStorage]:
 @register()
 def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
     """The ``DERIVATIVES_*`` settings name storages, an engine and an executor that exist."""
-    configured = getattr(settings, "FILERESPONSE", {}) or {}
-    if not isinstance(configured, Mapping) or validate(configured):
-        return []  # E001/E002 say what is wrong first
+    try:
+        configured = settings_table("FILERESPONSE")
+    except ImproperlyConfigured:
+        return []  # E001 says what is wrong first
+    if validate(configured):
+        return []  # E002 says what is wrong first
     config = get_config()
     storages = getattr(settings, "STORAGES", {}) or {}
     messages: list[CheckMessage] = [

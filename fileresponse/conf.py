@@ -1,29 +1,110 @@
-"""Settings: one defaults table, read when objects are built.
+"""Settings: one defaults table, read once and again when Django says they changed.
 
 Projects set a dict ``FILERESPONSE`` in their Django settings (and
 ``FILERESPONSE_MINIO`` for :class:`~fileresponse.storage.MinioStorage`);
 keyword arguments of the classes override them. Unknown keys raise
 :class:`~django.core.exceptions.ImproperlyConfigured` (and fail ``manage.py
-check`` through :mod:`fileresponse.checks`).
+check`` through :mod:`fileresponse.checks`). :func:`per_settings` keeps any
+value built from settings until they change.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType, UnionType
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 __all__ = [
     "DEFAULTS",
     "MINIO_DEFAULTS",
     "Config",
     "MinioConfig",
+    "PerSettings",
     "get_config",
     "get_minio_config",
+    "per_settings",
+    "settings_table",
 ]
+
+_Built = TypeVar("_Built")
+
+
+class PerSettings(Generic[_Built]):
+    """A value built on first use and kept until one of its Django settings changes.
+
+    Call it for the value; ``peek()`` gives it only if it is built. ``reset()``
+    forgets it (and calls ``close`` on the old value), and so does Django's
+    ``setting_changed`` signal for one of ``names`` (sent by
+    ``override_settings`` and pytest-django's ``settings``). The value is
+    built once at a time, under a lock; a builder that raises is called
+    again next time. Most uses are the decorator :func:`per_settings`.
+    """
+
+    def __init__(
+        self,
+        builder: Callable[[], _Built],
+        names: Iterable[str] = (),
+        *,
+        close: Callable[[_Built], object] | None = None,
+    ) -> None:
+        self._builder = builder
+        self._close = close
+        self.names = frozenset(names)
+        self._built: tuple[_Built] | None = None
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, builder)
+        if self.names:
+            setting_changed.connect(self._setting_changed)
+
+    def __call__(self) -> _Built:
+        built = self._built
+        if built is None:
+            with self._lock:
+                built = self._built
+                if built is None:
+                    built = self._built = (self._builder(),)
+        return built[0]
+
+    def peek(self) -> _Built | None:
+        """The value if it is built, else ``None`` (builds nothing)."""
+        built = self._built
+        return None if built is None else built[0]
+
+    def reset(self) -> None:
+        with self._lock:
+            built, self._built = self._built, None
+        if built is not None and self._close is not None:
+            self._close(built[0])
+
+    def _setting_changed(self, *, setting: str, **kwargs: object) -> None:
+        if setting in self.names:
+            self.reset()
+
+
+def per_settings(*names: str) -> Callable[[Callable[[], _Built]], PerSettings[_Built]]:
+    """Decorate a builder: its value is made once, and again after one of ``names`` changed::
+
+        @per_settings("FILERESPONSE", "MEDIA_ROOT")
+        def get_store() -> DerivativeStore: ...
+
+        get_store()        # built now, then the same object
+        get_store.reset()  # built again on the next call
+
+    Without names, the value lasts as long as the process (or until ``reset()``).
+    A value that holds resources: ``PerSettings(builder, names, close=...)``.
+    """
+
+    def decorate(builder: Callable[[], _Built]) -> PerSettings[_Built]:
+        return PerSettings(builder, names)
+
+    return decorate
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,41 +183,34 @@ class Config:
     DERIVATIVES_NEGATIVE_TTL: int | None = 30
 
 
-DEFAULTS: Mapping[str, Any] = {field.name: field.default for field in fields(Config)}
+DEFAULTS: Mapping[str, Any] = {item.name: item.default for item in fields(Config)}
 
-_TYPES: Mapping[str, tuple[type, ...]] = {
-    "CHUNK_SIZE": (int,),
-    "CACHE_CONTROL": (str, type(None)),
-    "TEXT_CHARSET": (str, type(None)),
-    "MAX_RANGES": (int,),
-    "DOCUMENT_ROOT": (str, type(None)),
-    "IO_THREADS": (int,),
-    "RETRY_AFTER": (int,),
-    "DERIVATIVES_SOURCE_STORAGES": (tuple, list),
-    "DERIVATIVES_BASE_URL": (str, type(None)),
-    "DERIVATIVES_DENSITIES": (tuple, list),
-    "DERIVATIVES_ROOT": (str, type(None)),
-    "DERIVATIVES_STORAGE": (str, type(None)),
-    "DERIVATIVES_SERVE": (str,),
-    "DERIVATIVES_ACCEL_PREFIX": (str,),
-    "DERIVATIVES_CACHE_CONTROL": (str,),
-    "DERIVATIVES_CACHE_CONTROL_UNVERSIONED": (str,),
-    "DERIVATIVES_MAX_WIDTH": (int,),
-    "DERIVATIVES_MAX_HEIGHT": (int,),
-    "DERIVATIVES_MAX_SOURCE_PIXELS": (int,),
-    "DERIVATIVES_MAX_SOURCE_BYTES": (int,),
-    "DERIVATIVES_AUTO_FORMATS": (tuple, list),
-    "DERIVATIVES_ENGINE": (str,),
-    "DERIVATIVES_EXECUTOR": (str,),
-    "DERIVATIVES_WORKERS": (int, type(None)),
-    "DERIVATIVES_MAX_PENDING": (int,),
-    "DERIVATIVES_TIMEOUT": (int,),
-    "DERIVATIVES_LOCK_TIMEOUT": (int,),
-    "DERIVATIVES_LOCK": (str,),
-    "DERIVATIVES_LOCK_DIR": (str, type(None)),
-    "DERIVATIVES_REDIS_URL": (str, type(None)),
-    "DERIVATIVES_NEGATIVE_TTL": (int, type(None)),
-}
+
+def _runtime_types(hint: object) -> tuple[type, ...]:
+    """The ``isinstance`` check of a settings annotation.
+
+    Unions are split; a ``tuple`` also accepts a list (settings files write
+    lists) and a ``float`` an ``int``.
+    """
+    if get_origin(hint) in (Union, UnionType):
+        return tuple(kind for member in get_args(hint) for kind in _runtime_types(member))
+    origin = get_origin(hint) or hint
+    if origin is tuple:
+        return (tuple, list)
+    if origin is float:
+        return (int, float)
+    if not isinstance(origin, type):
+        raise TypeError(f"no runtime check for the settings annotation {hint!r}")
+    return (origin,)
+
+
+def _types_of(table: type) -> Mapping[str, tuple[type, ...]]:
+    """The runtime types of each field of a settings dataclass, from its annotations."""
+    hints = get_type_hints(table)
+    return {item.name: _runtime_types(hints[item.name]) for item in fields(table)}
+
+
+_TYPES = _types_of(Config)
 
 
 def _unknown_keys(values: Mapping[str, Any], known: Mapping[str, Any]) -> list[str]:
@@ -211,26 +285,44 @@ def _is_positive_number(value: object) -> bool:
 def get_config(**overrides: Any) -> Config:
     """The settings in force: defaults, then ``settings.FILERESPONSE``, then ``overrides``.
 
-    Overrides that are ``None`` are left out, so callers can pass their
-    keyword arguments through unchanged.
+    ``settings.FILERESPONSE`` is read and validated once (again when it
+    changes); overrides are checked on each call. Overrides that are ``None``
+    are left out, so callers can pass their keyword arguments through
+    unchanged.
     """
-    from django.conf import settings
+    configured = _configured()
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return replace(configured, **_checked(given)) if given else configured
 
-    configured = getattr(settings, "FILERESPONSE", {}) or {}
-    if not isinstance(configured, Mapping):
-        raise ImproperlyConfigured("FILERESPONSE must be a dict")
-    values = {**configured, **{key: value for key, value in overrides.items() if value is not None}}
+
+@per_settings("FILERESPONSE")
+def _configured() -> Config:
+    """``settings.FILERESPONSE`` over the defaults, validated."""
+    return Config(**_checked(settings_table("FILERESPONSE")))
+
+
+def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` validated (or ImproperlyConfigured), lists made tuples, paths made text."""
     problems = validate(values)
     if problems:
         raise ImproperlyConfigured("FILERESPONSE: " + "; ".join(problems))
-    for key in ("DERIVATIVES_SOURCE_STORAGES", "DERIVATIVES_DENSITIES"):
-        if key in values:
-            values[key] = tuple(values[key])
-    if "DERIVATIVES_AUTO_FORMATS" in values:
-        values["DERIVATIVES_AUTO_FORMATS"] = tuple(values["DERIVATIVES_AUTO_FORMATS"])
-    if values.get("DOCUMENT_ROOT") is not None:
-        values["DOCUMENT_ROOT"] = str(values["DOCUMENT_ROOT"])
-    return Config(**values)
+    checked = dict(values)
+    for key, value in values.items():
+        if tuple in _TYPES[key]:
+            checked[key] = tuple(value)
+    if checked.get("DOCUMENT_ROOT") is not None:
+        checked["DOCUMENT_ROOT"] = str(checked["DOCUMENT_ROOT"])
+    return checked
+
+
+def settings_table(name: str) -> Mapping[str, Any]:
+    """The dict ``settings.<name>``, empty when unset; ImproperlyConfigured when not a dict."""
+    from django.conf import settings
+
+    configured = getattr(settings, name, None) or {}
+    if not isinstance(configured, Mapping):
+        raise ImproperlyConfigured(f"{name} must be a dict")
+    return configured
 
 
 # ---------------------------------------------------------------- MinIO / S3
@@ -283,22 +375,7 @@ class MinioConfig:
 
 MINIO_DEFAULTS: Mapping[str, Any] = {item.name: item.default for item in fields(MinioConfig)}
 
-_MINIO_TYPES: Mapping[str, tuple[type, ...]] = {
-    "ENDPOINT": (str,),
-    "ACCESS_KEY": (str,),
-    "SECRET_KEY": (str,),
-    "BUCKET": (str,),
-    "SECURE": (bool,),
-    "REGION": (str, type(None)),
-    "PREFIX": (str,),
-    "DELIVERY": (str,),
-    "PRESIGNED_TTL": (int,),
-    "PUBLIC_URL": (str, type(None)),
-    "BASE_URL": (str, type(None)),
-    "CONNECT_TIMEOUT": (int, float),
-    "READ_TIMEOUT": (int, float),
-    "MAX_CONNECTIONS": (int,),
-}
+_MINIO_TYPES = _types_of(MinioConfig)
 
 
 def validate_minio_types(values: Mapping[str, Any]) -> list[str]:
@@ -345,14 +422,10 @@ def validate_minio(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+@per_settings("FILERESPONSE_MINIO")
 def minio_settings() -> Mapping[str, Any]:
-    """``settings.FILERESPONSE_MINIO`` (empty when unset)."""
-    from django.conf import settings
-
-    configured = getattr(settings, "FILERESPONSE_MINIO", {}) or {}
-    if not isinstance(configured, Mapping):
-        raise ImproperlyConfigured("FILERESPONSE_MINIO must be a dict")
-    return configured
+    """``settings.FILERESPONSE_MINIO`` (empty when unset), read once (again when it changes)."""
+    return MappingProxyType(dict(settings_table("FILERESPONSE_MINIO")))
 
 
 def get_minio_config(**overrides: Any) -> MinioConfig:
@@ -370,7 +443,7 @@ def get_minio_config(**overrides: Any) -> MinioConfig:
     if problems:
         raise ImproperlyConfigured("MinIO storage: " + "; ".join(problems))
     values["PREFIX"] = values.get("PREFIX", "").strip("/")
-    for key in ("CONNECT_TIMEOUT", "READ_TIMEOUT"):
-        if key in values:
-            values[key] = float(values[key])
+    for key, value in values.items():
+        if float in _MINIO_TYPES[key]:
+            values[key] = float(value)
     return MinioConfig(**values)

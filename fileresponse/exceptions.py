@@ -1,4 +1,4 @@
-"""Errors raised by sources; :func:`fileresponse.views.error_response` maps them to statuses."""
+"""Errors raised by sources; :func:`fileresponse.errors.error_response` maps them to statuses."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from types import MappingProxyType
@@ -14,8 +15,9 @@ from .asgi_types import ResponseBody, ResponsePathsend, ResponseStart, Send
 from .conf import get_config
 from .http.headers import content_disposition, guess_content_type, with_charset
 from .http.plan import Representation, ResponsePlan, plan_response
-from .http.validators import ETag
-from .sources.base import Source, SourceStat, as_source
+from .http.ranges import ByteRange
+from .http.validators import ETag, last_modified_of
+from .sources import Source, SourceStat, as_source
 from .sources.filesystem import FilesystemSource
 
 if TYPE_CHECKING:
@@ -49,7 +51,9 @@ class AsyncFileResponse(StreamingHttpResponse):
 
     In async views, build it with ``await AsyncFileResponse.acreate(...)``,
     which stats the file off the event loop; the constructor stats it in the
-    calling thread (fine in sync views).
+    calling thread (fine in sync views). ``await response.aprepare()`` then
+    lets a remote source start its first read while a failure can still be
+    answered with an error status.
 
     How the bytes go out:
 
@@ -111,7 +115,7 @@ class AsyncFileResponse(StreamingHttpResponse):
                 content_type or stat.content_type or guess_content_type(name), config.TEXT_CHARSET
             ),
             etag=None if stat.etag is None else ETag(stat.etag),
-            last_modified=int(stat.mtime) if stat.mtime else None,
+            last_modified=last_modified_of(stat.mtime, time.time()),
         )
         plan = plan_response(method, request_headers, representation, max_ranges=config.MAX_RANGES)
         self._plan = plan
@@ -151,6 +155,23 @@ class AsyncFileResponse(StreamingHttpResponse):
             source.close()
             raise
         return cls(source, request, stat=stat, **kwargs)
+
+    async def aprepare(self) -> None:
+        """Let the source start reading the first range now, before the response is returned.
+
+        A remote source (:class:`~fileresponse.sources.minio.MinioSource`)
+        opens its GET here, so that a storage that does not answer is still a
+        ``503`` and not a response cut short; a no-op for local sources and
+        for responses without a body. On failure the source is closed.
+        """
+        first = next((part for part in self._plan.body if isinstance(part, ByteRange)), None)
+        if first is None:
+            return
+        try:
+            await self._source.aprepare(first.first, first.length)
+        except BaseException:
+            self._source.close()
+            raise
 
     # -- the body -----------------------------------------------------------
 

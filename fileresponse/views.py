@@ -1,65 +1,31 @@
-"""``serve``: an async view for the files under a root or in a storage, and the error mapping."""
+"""``serve``: an async view for the files under a root or in a storage."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import (
     HttpRequest,
-    HttpResponse,
     HttpResponseBase,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
 
 from .conf import DELIVERY_MODES, get_config
-from .exceptions import FileResponseError, SourceUnavailable
-from .http.ranges import ByteRange
+from .errors import error_response
+from .exceptions import FileResponseError
 from .responses import AsyncFileResponse
-from .sources.base import Source, SourceStat
-from .sources.filesystem import FilesystemSource, io_executor, relative_path_parts
+from .sources import Source, SourceStat
+from .sources.filesystem import FilesystemSource, relative_path_parts
 from .storage.delivery import DeliveringStorage
+from .threads import in_thread
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
 
 __all__ = ["error_response", "serve", "serve_storage"]
-
-logger = logging.getLogger("fileresponse")
-
-
-def error_response(error: FileResponseError) -> HttpResponse:
-    """The one place where source errors become HTTP statuses.
-
-    ``404`` for missing files and unsafe paths (the same answer, so nothing
-    tells whether a file exists outside the root), ``403`` for unreadable
-    files, ``503`` with ``Retry-After`` for storages that do not answer.
-    """
-    response = HttpResponse(
-        f"{error.status_code} {_REASONS.get(error.status_code, 'Error')}\n",
-        status=error.status_code,
-        content_type="text/plain; charset=utf-8",
-    )
-    if isinstance(error, SourceUnavailable):
-        retry_after = error.retry_after
-        if retry_after is None:
-            retry_after = get_config().RETRY_AFTER
-        response["Retry-After"] = str(retry_after)
-    if error.status_code >= 500:
-        logger.error("%s: %s", type(error).__name__, error)
-    return response
-
-
-_REASONS = {
-    403: "Forbidden",
-    404: "Not Found",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 
 async def serve(
@@ -97,7 +63,7 @@ async def serve(
         source = FilesystemSource.from_root(root, path)
         return await AsyncFileResponse.acreate(source, request, **response_options)
     except FileResponseError as error:
-        return error_response(error)
+        return error_response(error, request)
 
 
 async def serve_storage(
@@ -150,15 +116,14 @@ async def serve_storage(
         source = storage_source(backend, path)
         if hasattr(request, "scope"):
             response = await AsyncFileResponse.acreate(source, request, **response_options)
-            await _start_first_range(source, response)
+            await response.aprepare()
             return response
         # Under WSGI this view runs in a one-off event loop: stat with the
         # sync clients (pooled per process) in an I/O thread instead.
-        loop = asyncio.get_running_loop()
-        stat = await loop.run_in_executor(io_executor(), _stat_or_close, source)
+        stat = await in_thread(_stat_or_close, source)
         return AsyncFileResponse(source, request, stat=stat, **response_options)
     except FileResponseError as error:
-        return error_response(error)
+        return error_response(error, request)
 
 
 def _storage(storage: str | Storage) -> Storage:
@@ -181,26 +146,12 @@ def _stat_or_close(source: Source) -> SourceStat:
         raise
 
 
-async def _start_first_range(source: Source, response: AsyncFileResponse) -> None:
-    """Let a remote source open its first GET while a failure can still be a 503."""
-    prepare = getattr(source, "aprepare", None)
-    first = next((part for part in response.plan.body if isinstance(part, ByteRange)), None)
-    if prepare is None or first is None:
-        return
-    try:
-        await prepare(first.first, first.length)
-    except BaseException:
-        source.close()
-        raise
-
-
 async def _redirect(storage: Storage, path: str, mode: str) -> HttpResponseRedirect:
     name = "/".join(relative_path_parts(path))
     if isinstance(storage, DeliveringStorage):
         url = await storage.adelivery_url(name, mode)
     else:
-        loop = asyncio.get_running_loop()
-        url = await loop.run_in_executor(io_executor(), storage.url, name)
+        url = await in_thread(storage.url, name)
     response = HttpResponseRedirect(url)
     if mode == "presigned":
         # The URL expires: no cache may keep the redirect.

@@ -17,8 +17,8 @@ from django.urls import include, path
 
 from fileresponse.conf import get_config
 from fileresponse.derivatives import executor as executor_module
-from fileresponse.derivatives.cache import derivative_name
 from fileresponse.derivatives.executor import ProcessPoolJobExecutor
+from fileresponse.derivatives.keys import derivative_name
 from fileresponse.derivatives.links import derivative_url
 from fileresponse.derivatives.pipeline import clear_negative_cache
 from fileresponse.derivatives.processors import ENGINES, Engine, get_engine

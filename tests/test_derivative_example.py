@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,7 @@ import pytest
 
 pytest.importorskip("PIL")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO_ROOT / "example"
+from tests.example import EXAMPLE, REPO_ROOT, example_environ, run_in_example
 
 pytestmark = pytest.mark.slow
 
@@ -51,17 +49,7 @@ print(json.dumps({
 
 
 def test_gallery_thumbnails_are_derivatives(tmp_path: Path) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DJANGO_SETTINGS_MODULE", "FILERESPONSE_SETTINGS_FILE")
-    }
-    env.update(
-        MEDIA_ROOT=str(tmp_path / "media"),
-        DATABASE=str(tmp_path / "db.sqlite3"),
-        STORAGE="filesystem",
-        ALLOWED_HOSTS="testserver",
-    )
+    env = example_environ(tmp_path)
     prepared = subprocess.run(
         [sys.executable, str(EXAMPLE / "manage.py"), "prepare_media"],
         cwd=REPO_ROOT,
@@ -72,18 +60,7 @@ def test_gallery_thumbnails_are_derivatives(tmp_path: Path) -> None:
         check=False,
     )
     assert prepared.returncode == 0, prepared.stderr
-    env.update(
-        DJANGO_SETTINGS_MODULE="example.settings", PYTHONPATH=f"{EXAMPLE}{os.pathsep}{REPO_ROOT}"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_in_example(SCRIPT, env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["status"] == 200

@@ -16,10 +16,10 @@ from django.test import AsyncClient
 from django.urls import include, path
 
 from fileresponse.derivatives import executor as executor_module
-from fileresponse.derivatives.cache import get_store
 from fileresponse.derivatives.links import derivative_url
 from fileresponse.derivatives.maintenance import purge
 from fileresponse.derivatives.pipeline import clear_negative_cache
+from fileresponse.derivatives.store import get_store
 from tests import images
 from tests.s3server import S3Target
 

@@ -185,7 +185,7 @@ def _remote_source(tmp_path: Path, name: str, size: int) -> bytes:
 
 
 async def _obtain(storage: OpaqueStorage, name: str) -> None:
-    obtained = await obtain_derivative(storage, "remote", name, parse_spec("100x100"), "png")
+    obtained = await obtain_derivative(storage, "remote", name, parse_spec("100x100"), output="png")
     obtained.stored.source.close()
 
 
@@ -470,7 +470,6 @@ def test_failed_derivatives_of_large_sources_free_their_memory(
             for name in sources:
                 response = httpx.get(server.base_url + _url(name), timeout=60)
                 assert response.status_code == 422, response.text
-                assert "not an image" in response.text
             after = _rss(server)
             # Remembered: the second request is refused without a run.
             again = httpx.get(server.base_url + _url(next(iter(sources))), timeout=60)
@@ -482,6 +481,7 @@ def test_failed_derivatives_of_large_sources_free_their_memory(
     assert growth < FAILURES_GROWTH, f"{growth / MIB:.0f} MiB kept by {FAILURES} failures"
     assert leftovers == []
     assert "Traceback" not in log, log[-4000:]
+    assert log.count("not an image") >= FAILURES, "each refusal is logged with its reason"
 
 
 @pytest.mark.live
@@ -606,7 +606,7 @@ def test_a_full_disk_is_a_507_and_leaves_nothing(
         filler = _fill(derivatives, leave=0)
         full = httpx.get(url, timeout=60)
         assert full.status_code == 507, full.text
-        assert "no space left" in full.text
+        assert full.text == "507 Insufficient Storage\n"  # the reason is in the log
         assert full.headers["Retry-After"]
         assert _files_under(derivatives, is_filler) == [], "nothing written, no temporary file"
 
@@ -615,7 +615,6 @@ def test_a_full_disk_is_a_507_and_leaves_nothing(
         filler = _fill(derivatives, leave=64 * 1024)
         short = httpx.get(url, timeout=60)
         assert short.status_code == 507, short.text
-        assert "no space left" in short.text
         left = _files_under(derivatives, is_filler)
         assert [name for name in left if not name.endswith("/source.json")] == [], left
 

@@ -33,6 +33,7 @@ from fileresponse.derivatives.signing import signed_path
 from fileresponse.derivatives.spec import parse_spec
 from fileresponse.handlers import AsyncFileASGIHandler
 from tests import images
+from tests.example import example_environ
 from tests.servers import SERVER_KINDS, LiveServer, MediaTree, ServerKind, free_port
 
 pytestmark = pytest.mark.slow
@@ -339,15 +340,8 @@ def test_make_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     """``make demo`` (gunicorn, two uvicorn workers) after a miss; Ctrl-C: no noise, exit 0."""
     port = free_port()
     setup, command = _demo_commands(port)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DJANGO_SETTINGS_MODULE", "FILERESPONSE_SETTINGS_FILE")
-    }
-    env.update(
-        MEDIA_ROOT=str(tmp_path / "media"),
-        DATABASE=str(tmp_path / "db.sqlite3"),
-        STORAGE="filesystem",
+    env = example_environ(
+        tmp_path,
         PYTHONUNBUFFERED="1",
         # This checkout, which the editable install of the virtualenv names anyway.
         PYTHONPATH=os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH")))),

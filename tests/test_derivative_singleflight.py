@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import FileSystemStorage
 
-from fileresponse.derivatives.cache import DerivativeStore
 from fileresponse.derivatives.exceptions import NotAnImage, ProcessingUnavailable
 from fileresponse.derivatives.singleflight import (
     MachineLock,
@@ -23,6 +22,7 @@ from fileresponse.derivatives.singleflight import (
     StorageLease,
     lock_key,
 )
+from fileresponse.derivatives.store import DerivativeStore
 
 KEY = lock_key("pillow-1/default/ab/abcd/1-2/100x100.jpg")
 
@@ -169,7 +169,7 @@ async def test_storage_lease(store: DerivativeStore) -> None:
     await lease.release(KEY, "someone else's token")
     assert await lease.acquire(KEY, 30) is None, "only the holder releases"
     await lease.release(KEY, token)
-    assert not await store.exists(StorageLease.name_for(KEY))
+    assert not await asyncio.to_thread(store.exists, StorageLease.name_for(KEY))
     assert await lease.acquire(KEY, 30) is not None
 
 
@@ -203,7 +203,7 @@ async def test_single_flight_with_a_lease(tmp_path: Path, store: DerivativeStore
         )
     )
     assert recorder.runs == 1
-    assert not await store.exists(StorageLease.name_for(KEY)), "released"
+    assert not await asyncio.to_thread(store.exists, StorageLease.name_for(KEY)), "released"
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server here")

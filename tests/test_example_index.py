@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO_ROOT / "example"
+from tests.example import example_environ, run_in_example
 
 SCRIPT = """
 import json
@@ -30,28 +26,7 @@ def test_index_skips_loops_and_broken_links(tmp_path: Path) -> None:
     (media / "self-loop").symlink_to("self-loop")
     (media / "docs" / "up").symlink_to("..", target_is_directory=True)
     (media / "broken.txt").symlink_to("nothing-here.txt")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DJANGO_SETTINGS_MODULE", "FILERESPONSE_SETTINGS_FILE")
-    }
-    env.update(
-        MEDIA_ROOT=str(media),
-        DATABASE=str(tmp_path / "db.sqlite3"),
-        STORAGE="filesystem",
-        ALLOWED_HOSTS="testserver",
-        DJANGO_SETTINGS_MODULE="example.settings",
-        PYTHONPATH=f"{EXAMPLE}{os.pathsep}{REPO_ROOT}",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_in_example(SCRIPT, example_environ(tmp_path))
     assert result.returncode == 0, result.stderr
     page = json.loads(result.stdout.strip().splitlines()[-1])
     assert page["status"] == 200

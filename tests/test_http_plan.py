@@ -226,6 +226,12 @@ def test_guess_content_type(name: str, expected: str) -> None:
             False,
             'inline; filename="e \\"q\\" \\\\.txt"; filename*=UTF-8\'\'%C3%A9%20%22q%22%20%5C.txt',
         ),
+        # Bytes that are not UTF-8, as os.listdir gives them (surrogate escapes).
+        (
+            "caf\udce9.txt",
+            True,
+            "attachment; filename=\"caf_.txt\"; filename*=UTF-8''caf%EF%BF%BD.txt",
+        ),
         (
             "tab\there\x7f.txt",
             True,

@@ -6,7 +6,13 @@ import locale
 
 import pytest
 
-from fileresponse.http.validators import ETag, format_http_date, parse_etag_list, parse_http_date
+from fileresponse.http.validators import (
+    ETag,
+    format_http_date,
+    last_modified_of,
+    parse_etag_list,
+    parse_http_date,
+)
 
 EPOCH_1994 = 784111777  # Sun, 06 Nov 1994 08:49:37 GMT, the RFC's example
 
@@ -104,3 +110,34 @@ def test_etag_round_trip() -> None:
     assert str(ETag("x")) == '"x"'
     assert str(ETag("x", weak=True)) == 'W/"x"'
     assert ETag.parse('"x", "y"') is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, \u0660\u0666 Nov \u0661\u0669\u0669\u0664 08:49:37 GMT",  # Arabic-Indic digits
+        "Sun, 06 Nov 1994 \uff10\uff18:49:37 GMT",  # full-width digits
+    ],
+)
+def test_http_dates_have_ascii_digits_only(value: str) -> None:
+    assert parse_http_date(value) is None
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("mtime", "expected"),
+    [
+        (1_600_000_000.5, 1_600_000_000),
+        (NOW + 365 * 86400, int(NOW)),  # in the future: "now" (RFC 9110 section 8.8.2.1)
+        (4.6e18, int(NOW)),  # beyond any HTTP-date (and time.gmtime)
+        (0.0, None),
+        (-5.0, None),
+        (float("nan"), None),
+    ],
+)
+def test_last_modified_is_never_in_the_future(mtime: float, expected: int | None) -> None:
+    assert last_modified_of(mtime, NOW) == expected
+    if expected is not None:
+        format_http_date(expected)  # always writable

@@ -88,7 +88,8 @@ def versions(media: MediaTree) -> tuple[Path, dict[bytes, str]]:
     for label, content in contents.items():
         (directory / f".version-{label}").write_bytes(content)
         digests[hashlib.sha256(content).digest()] = label
-    os.link(directory / ".version-a", directory / "swap.bin")
+    if not (directory / "swap.bin").exists():  # set up once, whatever the fixture's reuse
+        os.link(directory / ".version-a", directory / "swap.bin")
     return directory, digests
 
 
@@ -134,7 +135,7 @@ def swapped_directory(media: MediaTree) -> Path:
     """``races/dir`` with ``inside.txt``; the test swaps it for a symlink out of the root."""
     races = media.root / "races"
     races.mkdir(exist_ok=True)
-    (races / "dir").mkdir()
+    (races / "dir").mkdir(exist_ok=True)
     (races / "dir" / "inside.txt").write_bytes(b"inside the root\n")
     # Outside: the same name, the secret's content.
     (media.outside / "inside.txt").write_bytes(SECRET_MARKER + b"\n")

@@ -372,3 +372,45 @@ async def test_serve_with_document_root_argument(tmp_path: Path, settings: Any) 
     settings.MEDIA_ROOT = ""
     with pytest.raises(ImproperlyConfigured):
         await serve(RequestFactory().get("/x.txt"), "x.txt")
+
+
+async def test_a_file_dated_in_the_future_is_last_modified_now(media: Path) -> None:
+    """RFC 9110 section 8.8.2.1; a date beyond any HTTP-date gave a 500 before."""
+    import time
+    from email.utils import parsedate_to_datetime
+
+    future = time.time() + 365 * 86400
+    os.utime(media / "data.bin", (future, future))
+    answer = await call_asgi(patched(), "/files/data.bin")
+    assert answer.status == 200
+    sent = parsedate_to_datetime(answer.header("Last-Modified") or "").timestamp()
+    assert sent <= time.time()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        ("/files/escape.txt", 404, "UnsafePath: 'escape.txt': a symlink leads out of the root"),
+        ("/files/missing.txt", 404, "SourceNotFound: 'missing.txt': no such file"),
+        ("/files/fifo", 404, "not a regular file"),
+    ],
+)
+async def test_error_pages_say_why_under_debug_only(
+    media: Path,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    status: int,
+    reason: str,
+) -> None:
+    caplog.set_level("INFO", logger="fileresponse")
+    terse = await call_asgi(patched(), path)
+    assert (terse.status, terse.body) == (status, b"404 Not Found\n")
+    refusals = [r.getMessage() for r in caplog.records if r.name == "fileresponse"]
+    assert len(refusals) == 1
+    assert reason in refusals[0]
+    assert path in refusals[0]
+    settings.DEBUG = True
+    debug = await call_asgi(patched(), path)
+    assert debug.status == status
+    assert reason in debug.body.decode()

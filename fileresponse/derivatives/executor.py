@@ -46,15 +46,15 @@ from multiprocessing.connection import Connection
 from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from fileresponse.conf import PerSettings, get_config
+
 from .exceptions import ProcessingUnavailable
-from .processors import engine_module, run_job
+from .processors import processors, run_job
 
 if TYPE_CHECKING:
-    from .processors.jobs import ImageJob, ImageResult
+    from .processors import Job, Result
 
 __all__ = [
     "JobExecutor",
@@ -73,7 +73,7 @@ MAX_TASKS_PER_CHILD = 200
 class JobExecutor(Protocol):
     """Runs processing jobs off the event loop."""
 
-    async def run(self, job: ImageJob) -> ImageResult:
+    async def run(self, job: Job) -> Result:
         """The result of ``job``; raises its ``ProcessingError``, or ``ProcessingUnavailable``."""
         ...
 
@@ -92,8 +92,6 @@ class _PoolJobExecutor:
         max_pending: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        from fileresponse.conf import get_config
-
         config = get_config()
         self.max_workers = max_workers or config.DERIVATIVES_WORKERS or _default_workers()
         self.max_pending = max_pending or config.DERIVATIVES_MAX_PENDING
@@ -134,7 +132,7 @@ class _PoolJobExecutor:
     def _end_workers(self, pool: Executor) -> None:
         """Hook: make the workers of ``pool`` exit now, whatever they run (threads cannot)."""
 
-    async def run(self, job: ImageJob) -> ImageResult:
+    async def run(self, job: Job) -> Result:
         with self._lock:
             if self._pending >= self.max_pending:
                 raise ProcessingUnavailable(
@@ -189,10 +187,9 @@ class ProcessPoolJobExecutor(_PoolJobExecutor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from fileresponse.conf import get_config
-
         self._lifelines: dict[int, Connection] = {}
-        self._preload = engine_module(get_config().DERIVATIVES_ENGINE)
+        config = get_config()
+        self._preload = [module for each in processors() for module in each.preload(config)]
 
     def _new_pool(self) -> Executor:
         methods = multiprocessing.get_all_start_methods()
@@ -200,7 +197,7 @@ class ProcessPoolJobExecutor(_PoolJobExecutor):
         if context.get_start_method() == "forkserver":
             # Workers fork from a server that has imported the engine once (a failed
             # import there is ignored: the job then reports it).
-            context.set_forkserver_preload([self._preload])
+            context.set_forkserver_preload(self._preload)
         reader, writer = context.Pipe(duplex=False)
         pool = ProcessPoolExecutor(
             max_workers=self.max_workers,
@@ -299,7 +296,7 @@ def close_executors() -> None:
     """
     for executor in list(_running):
         executor.close()
-    custom = _executor
+    custom = get_executor.peek()
     if custom is not None and not isinstance(custom, _PoolJobExecutor):
         custom.shutdown()
 
@@ -337,38 +334,17 @@ def _register_exit_hooks() -> None:
             register(close_executors)
 
 
-_executor: JobExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def get_executor() -> JobExecutor:
-    """The executor of this process, built from ``DERIVATIVES_EXECUTOR`` on first use."""
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = _build_executor()
-    return _executor
+def _shutdown(executor: JobExecutor) -> None:
+    executor.shutdown()
 
 
 def reset_executor() -> None:
     """Shut the executor down and forget it (settings changed, tests)."""
-    global _executor
-    with _executor_lock:
-        executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown()
-
-
-@receiver(setting_changed)
-def _forget_executor(*, setting: str, **kwargs: object) -> None:
-    if setting == "FILERESPONSE":
-        reset_executor()
+    get_executor.reset()
 
 
 def _build_executor() -> JobExecutor:
-    from fileresponse.conf import get_config
-
+    """The executor of this process, built from ``DERIVATIVES_EXECUTOR`` on first use."""
     choice = get_config().DERIVATIVES_EXECUTOR
     if choice == "process":
         return ProcessPoolJobExecutor()
@@ -382,3 +358,9 @@ def _build_executor() -> JobExecutor:
             f"DERIVATIVES_EXECUTOR {choice!r} has no async run(job) and shutdown()"
         )
     return executor
+
+
+#: The executor of this process; shut down and built again when ``FILERESPONSE`` changes.
+get_executor: PerSettings[JobExecutor] = PerSettings(
+    _build_executor, ("FILERESPONSE",), close=_shutdown
+)

@@ -19,16 +19,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from fileresponse.conf import Config, get_config
+from fileresponse.conf import Config, get_config, per_settings
 from fileresponse.derivatives.signing import normalize_version, signed_path
 from fileresponse.derivatives.spec import Spec, parse_spec
 
@@ -38,8 +35,6 @@ __all__ = [
     "derivative",
     "derivative_image",
     "derivative_url",
-    "source_reference",
-    "url_prefix",
 ]
 
 #: The URL name of the derivative view (``app_name`` of :mod:`fileresponse.derivatives.urls`).
@@ -124,25 +119,20 @@ class DerivativeImage:
         return self.html()
 
 
-def source_reference(source: object, *, storage: str | None = None) -> tuple[str, str]:
+def _reference(source: object, storage: str | None, allowed: tuple[str, ...]) -> tuple[str, str]:
     """``(storage alias, name)`` of a source: a FieldFile, a storage name or a path.
 
     - a FieldFile: its ``name``, and the alias whose storage it uses (found by
-      identity among ``DERIVATIVES_SOURCE_STORAGES``, then by equal
-      ``deconstruct()``);
+      identity among ``allowed``, then by equal ``deconstruct()``);
     - a ``str`` that is not absolute: a name in ``storage`` (default ``"default"``);
     - an absolute path (``str`` or ``os.PathLike``): made relative to the
-      ``location`` of the first source storage that holds it (filesystem
+      ``location`` of the first allowed storage that holds it (filesystem
       storages); a relative ``PathLike`` is a name.
 
     No storage method is called. Raises :class:`ValueError` for an empty
-    FieldFile, a storage that is not a derivative source, or a path outside
-    every source storage.
+    FieldFile, a storage that is not allowed (``DERIVATIVES_SOURCE_STORAGES``),
+    or a path outside every allowed storage.
     """
-    return _reference(source, storage, get_config().DERIVATIVES_SOURCE_STORAGES)
-
-
-def _reference(source: object, storage: str | None, allowed: tuple[str, ...]) -> tuple[str, str]:
     from django.db.models.fields.files import FieldFile
 
     if isinstance(source, FieldFile):
@@ -206,23 +196,35 @@ def _relative_to_storages(
     raise ValueError(f"{path} is in no derivative source storage")
 
 
-def url_prefix() -> str:
-    """Where derivative URLs start: ``DERIVATIVES_BASE_URL``, or the reversed URLconf."""
-    return _prefix(get_config())
-
-
 def _prefix(config: Config) -> str:
+    """Where derivative URLs start: ``DERIVATIVES_BASE_URL``, or the reversed URLconf."""
     from django.conf import settings
     from django.urls import get_script_prefix, get_urlconf
 
     base = config.DERIVATIVES_BASE_URL
     if base is not None:
         return base if base.endswith("/") else base + "/"
-    return _reversed_prefix(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+    # The URLconf and script prefix may be set per request (request.urlconf, root_path).
+    key = (get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+    prefixes = _reversed_prefixes()
+    prefix = prefixes.get(key)
+    if prefix is None:
+        if len(prefixes) >= _MAX_PREFIXES:
+            prefixes.clear()
+        prefix = prefixes[key] = _reverse_prefix(key[0])
+    return prefix
 
 
-@lru_cache(maxsize=64)
-def _reversed_prefix(urlconf: Any, script_prefix: str) -> str:
+_MAX_PREFIXES = 64
+
+
+@per_settings("ROOT_URLCONF", "FORCE_SCRIPT_NAME")
+def _reversed_prefixes() -> dict[tuple[Any, str], str]:
+    """The reversed prefix of each (URLconf, script prefix) seen, until the URLconf changes."""
+    return {}
+
+
+def _reverse_prefix(urlconf: Any) -> str:
     from django.urls import NoReverseMatch, reverse
 
     placeholders = {"signature": "S", "options": "O", "name": "N"}
@@ -234,12 +236,6 @@ def _reversed_prefix(urlconf: Any, script_prefix: str) -> str:
             "in the URLconf, or FILERESPONSE['DERIVATIVES_BASE_URL']"
         ) from error
     return url.removesuffix("S/O/N")
-
-
-@receiver(setting_changed)
-def _forget_prefixes(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("ROOT_URLCONF", "FORCE_SCRIPT_NAME"):
-        _reversed_prefix.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +284,11 @@ def derivative(
     source_size: tuple[int, int] | None = None,
 ) -> Derivative:
     """The derivative of ``source`` by ``spec``: its signed URL, and its size when known.
+
+    ``source`` is a FieldFile (its storage must be one of
+    ``DERIVATIVES_SOURCE_STORAGES``), a name in ``storage`` (default
+    ``"default"``) or an absolute path under a filesystem source storage;
+    no storage method is called.
 
     ``version`` (a datetime, an int, a string, e.g. the model's ``updated_at``)
     goes into the URL so that a new version gives a new URL. ``source_size``

@@ -29,16 +29,10 @@ from fileresponse.conf import get_config
 from fileresponse.exceptions import FileResponseError, SourceNotFound
 from fileresponse.sources.storage import storage_source
 
-from .cache import (
-    MANIFEST_NAME,
-    TEMP_SUFFIX,
-    DerivativeStore,
-    get_store,
-    safe_version,
-    version_of,
-)
-from .pipeline import obtain_derivative, output_choices
-from .processors import get_engine
+from .keys import MANIFEST_NAME, TEMP_SUFFIX, safe_version, version_of
+from .pipeline import obtain_derivative
+from .processors import Output, processor_for, processors
+from .store import DerivativeStore, get_store
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -49,8 +43,8 @@ __all__ = ["PurgeReport", "WarmReport", "expand_sources", "purge", "warm"]
 
 _LOCKS = ".locks"
 _GLOB_CHARACTERS = frozenset("*?[")
-#: Top directories of other engines and engine versions (``pillow-1``, ``vips-1``);
-#: nothing else is touched.
+#: Top directories of other processor versions (``pillow-1``, ``vips-1``): those
+#: not in use now are removed; nothing else is touched.
 _ENGINE_DIRECTORY = re.compile(r"[a-z]+-[0-9]+")
 
 
@@ -78,18 +72,20 @@ def purge(
 ) -> PurgeReport:
     """Remove what no request can be served from any more (see the module's docs)."""
     store = store or get_store()
-    engine = get_engine(get_config().DERIVATIVES_ENGINE).version
+    config = get_config()
+    versions = sorted({processor.version(config) for processor in processors()})
     report = PurgeReport()
     say = log or (lambda message: None)
     directories, _ = store.listdir("")
     for directory in directories:
         if directory == _LOCKS:
             _purge_leases(store, report, dry_run, say)
-        elif directory != engine and _ENGINE_DIRECTORY.fullmatch(directory):
+        elif directory not in versions and _ENGINE_DIRECTORY.fullmatch(directory):
             say(f"other engine {directory}/")
             report.removed += _remove_tree(store, directory, dry_run)
-    for prefix in _source_prefixes(store, engine):
-        _purge_source(store, prefix, report, dry_run, say)
+    for version in versions:
+        for prefix in _source_prefixes(store, version):
+            _purge_source(store, prefix, report, dry_run, say)
     if store.root is not None:
         report.temporary += _purge_temporary(store.root, temp_age, dry_run, say)
         if not dry_run:
@@ -300,24 +296,24 @@ async def warm(
     config = get_config()
     store = get_store()
     jobs = [
-        (name, spec, output_format)
+        (name, spec, output)
         for name in names
         for spec in specs
-        for output_format in output_choices(spec, name, config)
+        for output in processor_for(name).output_choices(spec, name, config)
     ]
     report = WarmReport()
     semaphore = asyncio.Semaphore(max(1, concurrency))
     done = 0
 
-    async def one(name: str, spec: Spec, output_format: str) -> None:
+    async def one(name: str, spec: Spec, output: Output) -> None:
         nonlocal done
         async with semaphore:
             try:
                 obtained = await obtain_derivative(
-                    storage, storage_alias, name, spec, output_format, config=config, store=store
+                    storage, storage_alias, name, spec, output=output, config=config, store=store
                 )
             except FileResponseError as error:
-                report.failed.append(f"{name} [{spec}] {output_format}: {error}")
+                report.failed.append(f"{name} [{spec}] {output.format}: {error}")
             else:
                 obtained.stored.source.close()
                 if obtained.generated:

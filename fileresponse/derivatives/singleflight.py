@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -52,12 +51,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.files.base import ContentFile
 
-from fileresponse.sources.filesystem import io_executor
+from fileresponse.conf import get_config, per_settings
+from fileresponse.threads import in_thread
 
 from .exceptions import ProcessingUnavailable
+from .keys import lock_key
 
 if TYPE_CHECKING:
-    from .cache import DerivativeStore
+    from .store import DerivativeStore
 
 __all__ = [
     "LeaseLock",
@@ -75,15 +76,6 @@ _LONGEST_PAUSE = 0.05
 _LEASE_PAUSE = 0.1
 _SETTLE = 0.15
 _LEASE_MARGIN = 30.0
-
-
-def lock_key(name: str) -> str:
-    """A short, safe key for a derivative name."""
-    return hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(io_executor(), function, *args)
 
 
 def _pauses(longest: float) -> AsyncIterator[None]:
@@ -127,10 +119,10 @@ class MachineLock:
     @contextlib.asynccontextmanager
     async def hold(self, key: str, deadline: float) -> AsyncIterator[None]:
         """Hold the lock of ``key``; :class:`ProcessingUnavailable` at ``deadline`` (monotonic)."""
-        descriptor: int = await _in_thread(self._open, self.path_for(key))
+        descriptor: int = await in_thread(self._open, self.path_for(key))
         try:
             pauses = _pauses(_LONGEST_PAUSE)
-            while not await _in_thread(self._try_lock, descriptor):
+            while not await in_thread(self._try_lock, descriptor):
                 if time.monotonic() >= deadline:
                     raise ProcessingUnavailable(
                         "waited too long for another run of this derivative"
@@ -181,7 +173,7 @@ class StorageLease:
         """Write the lease over any other (whoever writes last holds it, if it reads it back)."""
         data = json.dumps(record).encode()
         if self.store.root is not None:
-            self.store.save_now(name, data)  # an atomic replace
+            self.store.save(name, data)  # an atomic replace
             return True
         storage = self.store.storage
         try:
@@ -197,23 +189,23 @@ class StorageLease:
 
     async def acquire(self, key: str, lease: float) -> str | None:
         name = self.name_for(key)
-        current = await _in_thread(self._read, name)
+        current = await in_thread(self._read, name)
         if current is not None and float(current.get("expires", 0)) > time.time():
             return None
         token = secrets.token_hex(16)
         record = {"token": token, "expires": time.time() + lease, "pid": os.getpid()}
-        if not await _in_thread(self._write, name, record):
+        if not await in_thread(self._write, name, record):
             return None
         await asyncio.sleep(self.settle)
-        current = await _in_thread(self._read, name)
+        current = await in_thread(self._read, name)
         return token if current is not None and current.get("token") == token else None
 
     async def release(self, key: str, token: str) -> None:
         name = self.name_for(key)
-        current = await _in_thread(self._read, name)
+        current = await in_thread(self._read, name)
         if current is not None and current.get("token") == token:
             with contextlib.suppress(FileNotFoundError):
-                await _in_thread(self.store.storage.delete, name)
+                await in_thread(self.store.storage.delete, name)
 
 
 _RELEASE_SCRIPT = """
@@ -350,10 +342,21 @@ def _forget(flights: dict[str, asyncio.Task[bool]], key: str, task: asyncio.Task
         task.exception()  # retrieved: no "never retrieved" warning when nobody waits
 
 
-def get_single_flight(store: DerivativeStore) -> SingleFlight:
-    """The single-flight of the settings in force, for ``store``."""
-    from fileresponse.conf import get_config
+@per_settings("FILERESPONSE")
+def _flights() -> weakref.WeakKeyDictionary[DerivativeStore, SingleFlight]:
+    return weakref.WeakKeyDictionary()
 
+
+def get_single_flight(store: DerivativeStore) -> SingleFlight:
+    """The single-flight of ``store`` under the settings in force (one per store)."""
+    flights = _flights()
+    flight = flights.get(store)
+    if flight is None:
+        flight = flights.setdefault(store, _build_single_flight(store))
+    return flight
+
+
+def _build_single_flight(store: DerivativeStore) -> SingleFlight:
     config = get_config()
     directory = config.DERIVATIVES_LOCK_DIR
     if directory is None:
@@ -362,16 +365,12 @@ def get_single_flight(store: DerivativeStore) -> SingleFlight:
             if store.root is not None
             else os.path.join(tempfile.gettempdir(), "fileresponse-locks")
         )
-    cached = _single_flights.get(directory)
     mode = config.DERIVATIVES_LOCK
     if mode == "auto":
         if config.DERIVATIVES_REDIS_URL:
             mode = "redis"
         else:
             mode = "local" if store.root is not None else "storage"
-    marker = (mode, id(store), config.DERIVATIVES_REDIS_URL, config.DERIVATIVES_LOCK_TIMEOUT)
-    if cached is not None and cached[0] == marker:
-        return cached[1]
     lease_lock: LeaseLock | None = None
     if mode == "storage":
         lease_lock = StorageLease(store)
@@ -381,14 +380,9 @@ def get_single_flight(store: DerivativeStore) -> SingleFlight:
 
             raise ImproperlyConfigured("DERIVATIVES_LOCK 'redis' needs DERIVATIVES_REDIS_URL")
         lease_lock = RedisLease(config.DERIVATIVES_REDIS_URL)
-    flight = SingleFlight(
+    return SingleFlight(
         MachineLock(directory),
         lease_lock,
         wait_timeout=float(config.DERIVATIVES_LOCK_TIMEOUT),
         lease=float(config.DERIVATIVES_TIMEOUT) + _LEASE_MARGIN,
     )
-    _single_flights[directory] = (marker, flight)
-    return flight
-
-
-_single_flights: dict[str, tuple[object, SingleFlight]] = {}

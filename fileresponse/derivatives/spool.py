@@ -22,16 +22,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fileresponse.sources.filesystem import io_executor
 from fileresponse.sources.storage import storage_source
+from fileresponse.threads import io_executor
 
-from .cache import version_of
 from .exceptions import InsufficientStorage, SourceChanged, SourceTooLarge
+from .keys import version_of
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
 
-    from .cache import SourceState
+    from .originals import SourceState
 
 __all__ = ["CHUNK_SIZE", "SPOOL_MEMORY_BYTES", "TEMP_PREFIX", "SpooledSource", "spooled_source"]
 

@@ -10,7 +10,7 @@ import posixpath
 import unicodedata
 from urllib.parse import quote
 
-__all__ = ["content_disposition", "guess_content_type", "with_charset"]
+__all__ = ["accepted_types", "content_disposition", "guess_content_type", "with_charset"]
 
 # As django.http.FileResponse: a compressed file is served as what it is,
 # not as the type of its contents with a Content-Encoding.
@@ -77,6 +77,9 @@ def content_disposition(filename: str, *, as_attachment: bool) -> str:
     (RFC 8187) and a readable ASCII ``filename`` for older clients.
     """
     disposition = "attachment" if as_attachment else "inline"
+    # A name read from a file system that is not UTF-8 holds surrogate escapes:
+    # its undecodable bytes become U+FFFD, so that the header is valid UTF-8.
+    filename = filename.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     filename = filename.replace("\r", "").replace("\n", "").replace("\x00", "")
     if not filename:
         return disposition
@@ -112,3 +115,21 @@ def _quoted_string(value: str) -> str:
     """RFC 9110 section 5.6.4: a quoted-string with ``\\`` and ``"`` escaped."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def accepted_types(accept: str) -> frozenset[str]:
+    """The media types an ``Accept`` header names with a non-zero quality (RFC 9110 §12.5.1)."""
+    types: set[str] = set()
+    for item in accept.split(","):
+        media_type, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_type and quality > 0:
+            types.add(media_type.lower())
+    return frozenset(types)

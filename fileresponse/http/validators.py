@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 __all__ = [
     "ETag",
     "format_http_date",
+    "last_modified_of",
     "parse_etag_list",
     "parse_http_date",
 ]
@@ -65,12 +66,13 @@ _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, start=1)}
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _WEEKDAY_LONG = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _MONTH = rf"(?P<month>{'|'.join(_MONTH_NAMES)})"
-_TIME = r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
+# ASCII digits only (RFC 5234 DIGIT): ``\d`` would take any script's digits.
+_TIME = r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
 # Section 5.6.7: IMF-fixdate, then the obsolete RFC 850 and asctime forms.
 _HTTP_DATES = (
-    re.compile(rf"{_WEEKDAY}, (?P<day>\d{{2}}) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT"),
-    re.compile(rf"{_WEEKDAY_LONG}, (?P<day>\d{{2}})-{_MONTH}-(?P<year>\d{{2}}) {_TIME} GMT"),
-    re.compile(rf"{_WEEKDAY} {_MONTH} (?P<day>[ \d]\d) {_TIME} (?P<year>\d{{4}})"),
+    re.compile(rf"{_WEEKDAY}, (?P<day>[0-9]{{2}}) {_MONTH} (?P<year>[0-9]{{4}}) {_TIME} GMT"),
+    re.compile(rf"{_WEEKDAY_LONG}, (?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}}) {_TIME} GMT"),
+    re.compile(rf"{_WEEKDAY} {_MONTH} (?P<day>[ 0-9][0-9]) {_TIME} (?P<year>[0-9]{{4}})"),
 )
 
 
@@ -108,6 +110,20 @@ def parse_http_date(value: str, *, now: float | None = None) -> int | None:
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: The last second an IMF-fixdate can write: 9999-12-31T23:59:59Z.
+_LAST_HTTP_DATE = 253_402_300_799
+
+
+def last_modified_of(mtime: float, now: float) -> int | None:
+    """A file's modification time as a ``Last-Modified`` time, or ``None`` for none.
+
+    RFC 9110 section 8.8.2.1: never later than the time of the response, so
+    a file dated in the future is sent as modified ``now`` (and a date no
+    HTTP-date can write never reaches :func:`format_http_date`).
+    """
+    if not mtime > 0:  # unknown (0), before the epoch, or not a number
+        return None
+    return int(min(mtime, now, _LAST_HTTP_DATE))
 
 
 def format_http_date(epoch_seconds: float) -> str:

@@ -6,7 +6,6 @@ called from async code; the sync variants are for WSGI and sync views.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import errno
 import os
@@ -14,13 +13,21 @@ import stat as stat_module
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from fileresponse.exceptions import SourceForbidden, SourceNotFound, SourceUnavailable, UnsafePath
+from fileresponse.exceptions import (
+    FileResponseError,
+    SourceForbidden,
+    SourceNotFound,
+    SourceUnavailable,
+    UnsafePath,
+)
 
-from .base import SourceStat
+# io_executor and ThreadedReads live in fileresponse.threads; imported from here by older code.
+from fileresponse.threads import ThreadedReads, in_thread, io_executor
+
+from .base import DeferredClose, SourceStat, StatOnce
 
 __all__ = [
     "FileObjectSource",
@@ -34,23 +41,6 @@ __all__ = [
 
 # preadv(2) flag: fail with EAGAIN instead of waiting for the disk (Linux only).
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def io_executor() -> ThreadPoolExecutor:
-    """The per-process thread pool for file I/O (created on first use, after any fork)."""
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                from fileresponse.conf import get_config
-
-                _executor = ThreadPoolExecutor(
-                    max_workers=get_config().IO_THREADS, thread_name_prefix="fileresponse-io"
-                )
-    return _executor
 
 
 def relative_path_parts(relative_path: str) -> list[str]:
@@ -185,7 +175,7 @@ def _beneath_real_root(root: str | os.PathLike[str], target: str) -> str:
     return "" if relative == os.curdir else relative
 
 
-class FilesystemSource:
+class FilesystemSource(StatOnce, DeferredClose):
     """A regular file on this machine.
 
     ``FilesystemSource.from_root(root, "a/b.txt")`` checks a URL path against
@@ -207,14 +197,11 @@ class FilesystemSource:
         root: str | os.PathLike[str] | None = None,
         immutable: bool = False,
     ) -> None:
+        super().__init__()
         self._path = os.fspath(path)
         self._root = None if root is None else os.fspath(root)
         self._immutable = immutable
         self._fd: int | None = None
-        self._in_flight = 0
-        self._closing = False
-        self._lock = threading.Lock()
-        self._stat: SourceStat | None = None
         self._identity: tuple[int, int] | None = None
         self._nowait_reads = bool(_RWF_NOWAIT)
 
@@ -233,23 +220,16 @@ class FilesystemSource:
 
     # -- stat ---------------------------------------------------------------
 
-    def stat(self) -> SourceStat:
-        if self._stat is None:
-            self._stat = self._open_and_stat()
-        return self._stat
-
-    async def astat(self) -> SourceStat:
-        if self._stat is None:
-            loop = asyncio.get_running_loop()
-            self._stat = await loop.run_in_executor(io_executor(), self._open_and_stat)
-        return self._stat
-
-    def _open_and_stat(self) -> SourceStat:
+    def _stat_now(self) -> SourceStat:
+        """Open the file, then ``fstat`` the descriptor: the reads use that descriptor."""
         if self._root is None:
             fd = self._open_path()
         else:
             try:
                 fd = open_beneath(self._root, self._path)
+            except FileResponseError as error:
+                # The same kind of error, naming the path (shown in the log, and under DEBUG).
+                raise type(error)(f"{self._path!r}: {error}") from None
             except OSError as error:
                 raise SourceUnavailable(f"cannot open {self._path!r}: {error}") from error
         try:
@@ -259,7 +239,7 @@ class FilesystemSource:
         except BaseException:
             os.close(fd)
             raise
-        with self._lock:
+        with self._state_lock:
             self._fd = fd
         self._identity = (info.st_dev, info.st_ino)
         return SourceStat(
@@ -334,7 +314,6 @@ class FilesystemSource:
         hand-off at all, and cold ones are read as before.
         """
         fd = self._require_fd()
-        loop = asyncio.get_running_loop()
         scratch = bytearray(min(chunk_size, length)) if self._nowait_reads else None
         offset, end = start, start + length
         while offset < end:
@@ -347,7 +326,7 @@ class FilesystemSource:
                 # served between two chunks of a download.
                 await asyncio.sleep(0)
             else:
-                data = await loop.run_in_executor(io_executor(), self._pread, fd, size, offset)
+                data = await in_thread(self._pread, fd, size, offset)
             offset += len(data)
             yield data
 
@@ -366,69 +345,25 @@ class FilesystemSource:
         return bytes(view[:count])
 
     def _pread(self, fd: int, size: int, offset: int) -> bytes:
-        with self._lock:
-            if self._closing:
-                raise OSError(errno.EBADF, "source closed")
-            self._in_flight += 1
-        try:
+        with self._read_guard():
             data = os.pread(fd, size, offset)
-            if len(data) < size:
-                raise OSError(errno.EIO, f"{self._path!r} shrank while it was being sent")
-            return data
-        finally:
-            self._end_read()
+        if len(data) < size:
+            raise OSError(errno.EIO, f"{self._path!r} shrank while it was being sent")
+        return data
 
-    def _end_read(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            close_now = self._closing and self._in_flight == 0
-        if close_now:
-            self._close_fd()
+    # -- closing (DeferredClose: now, or after the read in an I/O thread) -----
 
-    # -- closing ------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the descriptor now, or after the read that is under way."""
-        with self._lock:
-            self._closing = True
-            close_now = self._in_flight == 0
-        if close_now:
-            self._close_fd()
-
-    def _close_fd(self) -> None:
-        with self._lock:
+    def _release(self) -> None:
+        with self._state_lock:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
-
-class ThreadedReads(abc.ABC):
-    """Range reads for sources that read with a blocking ``_read_at(offset, size)``.
-
-    The async variant runs every read in the I/O threads.
-    """
-
-    @abc.abstractmethod
-    def _read_at(self, offset: int, size: int) -> bytes:
-        """Exactly ``size`` bytes at ``offset`` (blocking), or an ``OSError``."""
-
-    def iter_range(self, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
-        offset, end = start, start + length
-        while offset < end:
-            data = self._read_at(offset, min(chunk_size, end - offset))
-            offset += len(data)
-            yield data
-
-    async def aiter_range(self, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        offset, end = start, start + length
-        while offset < end:
-            size = min(chunk_size, end - offset)
-            yield await loop.run_in_executor(io_executor(), self._read_at, offset, size)
-            offset += size
+    def _closed_error(self) -> Exception:
+        return OSError(errno.EBADF, "source closed")
 
 
-class FileObjectSource(ThreadedReads):
+class FileObjectSource(ThreadedReads, StatOnce):
     """An open binary file object (anything with ``read`` and ``seek``).
 
     The response takes ownership: closing the response closes the file.
@@ -438,24 +373,12 @@ class FileObjectSource(ThreadedReads):
         self._file = file
         self._name = name or os.path.basename(str(getattr(file, "name", "") or ""))
         self._lock = threading.Lock()
-        self._stat: SourceStat | None = None
 
     @property
     def name(self) -> str:
         return self._name
 
-    def stat(self) -> SourceStat:
-        if self._stat is None:
-            self._stat = self._stat_file()
-        return self._stat
-
-    async def astat(self) -> SourceStat:
-        if self._stat is None:
-            loop = asyncio.get_running_loop()
-            self._stat = await loop.run_in_executor(io_executor(), self._stat_file)
-        return self._stat
-
-    def _stat_file(self) -> SourceStat:
+    def _stat_now(self) -> SourceStat:
         info: os.stat_result | None
         try:
             info = os.fstat(self._file.fileno())

@@ -29,7 +29,7 @@ from fileresponse.storage.minio.clients import object_key
 from fileresponse.storage.minio.errors import translate_async_error, translate_sync_error
 from fileresponse.storage.minio.objects import aopen_range, astat_object, open_range, stat_object
 
-from .base import SourceStat
+from .base import SourceStat, StatOnce
 
 if TYPE_CHECKING:
     import aiohttp
@@ -46,7 +46,7 @@ class _Configured(Protocol):
     def config(self) -> MinioConfig: ...
 
 
-class MinioSource:
+class MinioSource(StatOnce):
     """One object of a MinioStorage, named by a URL path under the storage's prefix.
 
     The path is checked at once (``..``, absolute paths, NUL bytes and
@@ -57,7 +57,6 @@ class MinioSource:
     def __init__(self, storage: _Configured, relative_path: str) -> None:
         self._config = storage.config
         self._key = object_key(self._config.PREFIX, relative_path)
-        self._stat: SourceStat | None = None
         self._prepared: tuple[int, int, aiohttp.ClientResponse] | None = None
         self._closed = False
 
@@ -74,15 +73,11 @@ class MinioSource:
 
     # -- stat -----------------------------------------------------------------
 
-    def stat(self) -> SourceStat:
-        if self._stat is None:
-            self._stat = stat_object(self._config, self._key)
-        return self._stat
+    def _stat_now(self) -> SourceStat:
+        return stat_object(self._config, self._key)
 
-    async def astat(self) -> SourceStat:
-        if self._stat is None:
-            self._stat = await astat_object(self._config, self._key)
-        return self._stat
+    async def _astat_now(self) -> SourceStat:
+        return await astat_object(self._config, self._key)
 
     def _etag(self) -> str | None:
         return None if self._stat is None else self._stat.etag
@@ -92,8 +87,9 @@ class MinioSource:
     async def aprepare(self, start: int, length: int) -> None:
         """Start the GET of the first range now, while errors can still be a ``503``.
 
-        :func:`fileresponse.views.serve` calls it before returning the
-        response; :meth:`aiter_range` then reads that GET.
+        :meth:`fileresponse.responses.AsyncFileResponse.aprepare` calls it
+        before the view returns the response; :meth:`aiter_range` then reads
+        that GET.
         """
         if length > 0 and self._prepared is None:
             response = await aopen_range(self._config, self._key, start, length, self._etag())

@@ -12,7 +12,6 @@ FileSystemStorage (zero-copy sending), StorageSource for the rest.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import posixpath
 import threading
@@ -27,9 +26,10 @@ from fileresponse.exceptions import (
     SourceUnavailable,
 )
 from fileresponse.storage.delivery import DeliveringStorage
+from fileresponse.threads import ThreadedReads
 
-from .base import Source, SourceStat
-from .filesystem import FilesystemSource, ThreadedReads, io_executor, relative_path_parts
+from .base import DeferredClose, Source, SourceStat, StatOnce
+from .filesystem import FilesystemSource, relative_path_parts
 
 __all__ = ["StorageSource", "storage_source"]
 
@@ -49,7 +49,7 @@ def storage_source(storage: Storage, relative_path: str) -> Source:
     return StorageSource(storage, "/".join(relative_path_parts(relative_path)))
 
 
-class StorageSource(ThreadedReads):
+class StorageSource(ThreadedReads, StatOnce, DeferredClose):
     """A file of a Django Storage, read through the Storage API.
 
     ``stat`` asks ``size`` and ``get_modified_time`` (the ETag is derived
@@ -63,14 +63,12 @@ class StorageSource(ThreadedReads):
     """
 
     def __init__(self, storage: Storage, name: str) -> None:
+        super().__init__()
         self._storage = storage
         self._name = name
         self._file: IO[Any] | None = None
+        # One read at a time: each seeks the one open file.
         self._io_lock = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._reading = False
-        self._closed = False
-        self._stat: SourceStat | None = None
 
     @property
     def name(self) -> str:
@@ -81,16 +79,8 @@ class StorageSource(ThreadedReads):
 
     # -- stat -----------------------------------------------------------------
 
-    def stat(self) -> SourceStat:
-        if self._stat is None:
-            self._stat = self._guarded(self._stat_file)
-        return self._stat
-
-    async def astat(self) -> SourceStat:
-        if self._stat is None:
-            loop = asyncio.get_running_loop()
-            self._stat = await loop.run_in_executor(io_executor(), self._guarded, self._stat_file)
-        return self._stat
+    def _stat_now(self) -> SourceStat:
+        return self._guarded(self._stat_file)
 
     def _stat_file(self) -> SourceStat:
         size = self._storage.size(self._name)
@@ -126,40 +116,22 @@ class StorageSource(ThreadedReads):
     # -- reading --------------------------------------------------------------
 
     def _read_at(self, offset: int, size: int) -> bytes:
-        with self._io_lock:
-            with self._state_lock:
-                closed = self._closed
-                self._reading = not closed
-            if closed:
-                raise SourceUnavailable(f"{self!r} is closed")
+        with self._io_lock, self._read_guard():
+            if self._file is None:
+                self._file = self._guarded(lambda: self._storage.open(self._name, "rb"))
+            file = self._file
             try:
-                if self._file is None:
-                    self._file = self._guarded(lambda: self._storage.open(self._name, "rb"))
-                file = self._file
-                try:
-                    file.seek(offset)
-                    data = file.read(size)
-                except OSError as error:
-                    raise SourceUnavailable(f"{self!r}: {type(error).__name__}: {error}") from error
-            finally:
-                with self._state_lock:
-                    self._reading = False
-                    close_now = self._closed
-                if close_now:
-                    self._close_file()
+                file.seek(offset)
+                data = file.read(size)
+            except OSError as error:
+                raise SourceUnavailable(f"{self!r}: {type(error).__name__}: {error}") from error
         if not isinstance(data, bytes) or len(data) < size:
             raise OSError(errno.EIO, f"{self!r} shrank while it was being sent")
         return data
 
-    def close(self) -> None:
-        """Close the open file now, or after the read under way (never waits for it)."""
-        with self._state_lock:
-            self._closed = True
-            close_now = not self._reading
-        if close_now:
-            self._close_file()
+    # -- closing (DeferredClose: now, or after the read in an I/O thread) -----
 
-    def _close_file(self) -> None:
+    def _release(self) -> None:
         with self._state_lock:
             file, self._file = self._file, None
         if file is not None:

@@ -32,8 +32,8 @@
             300x200 fill crop=north webp q=80
         {% endfileprocessor %}
 
-``source`` is a FieldFile, a storage name or an absolute path (see
-:func:`~fileresponse.derivatives.links.source_reference`).
+``source`` is a FieldFile, a storage name or an absolute path under a source
+storage (see :func:`~fileresponse.derivatives.links.derivative`).
 
 Errors (an invalid spec, an empty file field, a storage that is not a
 derivative source): with ``DEBUG = True`` the tag raises

@@ -1,83 +1,85 @@
-"""Processors: one module per engine and kind of source (images now; video, audio, pdf later).
+"""Processors by kind of source, and the entry point of worker processes.
 
-A processor takes a picklable job and returns a picklable result, so that it
-runs in a worker process (see :mod:`fileresponse.derivatives.executor`).
-Imaging libraries are imported only inside the engine modules, and an
-engine module only when its engine is used:
-
-- ``"pillow"`` (:mod:`.image`, the default), from the ``fileresponse[images]`` extra;
-- ``"vips"`` (:mod:`.vips`, libvips through pyvips), from the ``fileresponse[vips]`` extra.
-
-``DERIVATIVES_ENGINE`` picks one; :func:`get_engine` loads it, or raises
-:class:`~django.core.exceptions.ImproperlyConfigured` naming the extra to
-install (the system check ``fileresponse.E022`` reports the same at start-up).
+A derivative request is routed to the processor that claims its source (by
+name: ``.jpg`` is an ``image``); a source no processor claims goes to the
+``image`` processor, whose engine then says whether it is an image. The
+``image`` processor (:mod:`.imaging`) is built in; a site adds a kind with
+:func:`register_processor` (for example in an ``AppConfig.ready``), and the
+view, the store and single-flight need no change. A processor imports its
+libraries only when it runs.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+import threading
+from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
-if TYPE_CHECKING:
-    from .jobs import ImageJob, ImageResult
+from .base import Job, JobInput, Output, Processor, Result
+from .imaging import ENGINES, Engine, ImageProcessor, engine_module, get_engine
 
-__all__ = ["ENGINES", "Engine", "engine_module", "get_engine", "run_job"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "Job",
+    "JobInput",
+    "Output",
+    "Processor",
+    "Result",
+    "engine_module",
+    "get_engine",
+    "get_processor",
+    "processor_for",
+    "processors",
+    "register_processor",
+    "run_job",
+    "unregister_processor",
+]
 
-#: Engine name -> (its module here, the library it needs, the extra that installs it).
-_ENGINES: Final = {
-    "pillow": ("image", "PIL.Image", "images"),
-    "vips": ("vips", "pyvips", "vips"),
-}
-ENGINES: Final = tuple(_ENGINES)
+#: The processor of sources that no processor claims by name.
+DEFAULT_KIND = "image"
 
-
-@dataclass(frozen=True, slots=True)
-class Engine:
-    """A loaded engine: its name, its version (a cache-key component) and its functions."""
-
-    name: str
-    #: The top directory of its derivatives, e.g. ``pillow-1``: engines never share outputs.
-    version: str
-    output_formats: Callable[[], frozenset[str]]
-    process: Callable[[ImageJob], ImageResult]
-
-
-def engine_module(name: str) -> str:
-    """The dotted path of an engine's module (workers preload it)."""
-    try:
-        module = _ENGINES[name][0]
-    except KeyError:
-        raise ImproperlyConfigured(
-            f"unknown DERIVATIVES_ENGINE {name!r} (known: {', '.join(ENGINES)})"
-        ) from None
-    return f"{__name__}.{module}"
+_lock = threading.Lock()
+_processors: dict[str, Processor] = {"image": ImageProcessor()}
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called ``name``, loaded; ``ImproperlyConfigured`` if its library is missing."""
-    path = engine_module(name)
-    _, library, extra = _ENGINES[name]
-    try:
-        importlib.import_module(library)
-        module = importlib.import_module(path)
-    except (ImportError, OSError) as error:
-        # OSError: pyvips is installed but finds no libvips to load.
-        raise ImproperlyConfigured(
-            f"DERIVATIVES_ENGINE {name!r} needs {library.split('.')[0]}: "
-            f"pip install 'fileresponse[{extra}]' ({error})"
-        ) from error
-    return Engine(
-        name=name,
-        version=module.ENGINE_VERSION,
-        output_formats=module.output_formats,
-        process=module.process_image,
-    )
+def register_processor(processor: Processor) -> None:
+    """Route the sources ``processor`` claims to it (replacing any of the same ``kind``)."""
+    if not isinstance(processor, Processor):
+        raise TypeError(f"a processor is a Processor, not {type(processor).__name__}")
+    with _lock:
+        _processors[processor.kind] = processor
 
 
-def run_job(job: ImageJob) -> ImageResult:
-    """Run ``job`` with the engine it names (the entry point of worker processes)."""
-    return get_engine(job.engine).process(job)
+def unregister_processor(kind: str) -> None:
+    """Forget the processor of ``kind`` (the built-in ``image`` one stays)."""
+    if kind == DEFAULT_KIND:
+        raise ValueError("the image processor cannot be unregistered")
+    with _lock:
+        _processors.pop(kind, None)
+
+
+def processors() -> list[Processor]:
+    """The registered processors, the built-in one first."""
+    with _lock:
+        return list(_processors.values())
+
+
+def get_processor(kind: str) -> Processor:
+    with _lock:
+        return _processors[kind]
+
+
+def processor_for(source_name: str) -> Processor:
+    """The processor of a source: the last registered that claims its name, else ``image``."""
+    for processor in reversed(processors()):
+        if processor.claims(source_name):
+            return processor
+    return get_processor(DEFAULT_KIND)
+
+
+def run_job(job: Job) -> Any:
+    """Run ``job`` with the processor class it names (the entry point of worker processes)."""
+    processor: type[Processor] = import_string(job.processor)
+    return processor.run(job)

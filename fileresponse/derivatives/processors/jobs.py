@@ -59,6 +59,10 @@ class ImageJob:
     #: ``(st_dev, st_ino)`` of the file stat'ed at ``path``, checked when it is opened.
     identity: tuple[int, int] | None = None
 
+    @property
+    def processor(self) -> str:
+        return "fileresponse.derivatives.processors.imaging.ImageProcessor"
+
 
 @dataclass(frozen=True, slots=True)
 class ImageResult:
@@ -68,8 +72,8 @@ class ImageResult:
     format: str
 
     @property
-    def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
+    def summary(self) -> str:
+        return f"{self.width}x{self.height} {self.format}"
 
 
 def open_local(job: ImageJob) -> IO[bytes]:

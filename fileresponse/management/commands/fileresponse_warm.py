@@ -77,7 +77,7 @@ class Command(BaseCommand):
         from django.core.files.storage import storages
 
         from fileresponse.conf import get_config
-        from fileresponse.derivatives.cache import get_store
+        from fileresponse.derivatives.store import get_store
 
         try:
             specs = [parse_spec(text) for text in options["specs"]]

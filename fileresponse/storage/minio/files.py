@@ -6,7 +6,6 @@ ranged GET at a time, ``If-Match`` the ETag of the stat it was opened with.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import mimetypes
@@ -17,7 +16,7 @@ from django.core.files.base import File
 from fileresponse.conf import MinioConfig
 from fileresponse.exceptions import SourceUnavailable
 from fileresponse.sources.base import SourceStat
-from fileresponse.sources.filesystem import io_executor
+from fileresponse.threads import in_thread
 
 from .errors import translate_sync_error
 from .objects import open_range
@@ -108,8 +107,7 @@ class ThreadedReader:
         self._file = file
 
     async def read(self, size: int = -1) -> bytes:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(io_executor(), self._file.read, size)
+        return await in_thread(self._file.read, size)
 
 
 def upload_body(content: File[Any]) -> tuple[IO[bytes], int]:

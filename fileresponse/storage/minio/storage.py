@@ -8,7 +8,6 @@ files are delivered (:class:`~fileresponse.storage.delivery.DeliveringStorage`).
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -23,8 +22,8 @@ from django.utils.deconstruct import deconstructible
 from fileresponse.conf import DELIVERY_MODES, get_minio_config
 from fileresponse.exceptions import SourceNotFound
 from fileresponse.sources.base import SourceStat
-from fileresponse.sources.filesystem import io_executor
 from fileresponse.sources.minio import MinioSource
+from fileresponse.threads import in_thread
 
 from . import objects
 from .clients import READ_BUFFER_SIZE, AsyncClient, object_key, require_sdks
@@ -288,8 +287,7 @@ class MinioStorage(Storage):
             content = File(io.BytesIO(content), name)
         name = await sync_to_async(self._available_name, thread_sensitive=False)(name, max_length)
         key = self.key(name)
-        loop = asyncio.get_running_loop()
-        data, length = await loop.run_in_executor(io_executor(), upload_body, content)
+        data, length = await in_thread(upload_body, content)
         content_type = upload_content_type(name, content)
 
         async def put(client: AsyncClient) -> None:

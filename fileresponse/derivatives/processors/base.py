@@ -1,0 +1,104 @@
+"""What a processor is: the specs it accepts, its limits, its outputs, and the job it runs.
+
+A processor object lives in the server process and decides (which output,
+within which limits); its job is a small picklable value that a worker
+process runs with :meth:`Processor.run` (the job names its processor's class
+by dotted path, so any worker can import it). Adding a kind of source is one
+subclass and one :func:`~fileresponse.derivatives.processors.register_processor`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from fileresponse.conf import Config
+    from fileresponse.derivatives.spec import Spec
+
+__all__ = ["Job", "JobInput", "Output", "Processor", "Result"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One output format of a processor."""
+
+    format: str
+    extension: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobInput:
+    """Where a job finds its source: a local ``path`` (checked by ``identity``) or ``data``."""
+
+    path: str | None = None
+    data: bytes | None = None
+    identity: tuple[int, int] | None = None
+
+
+class Job(Protocol):
+    """A picklable job; ``processor`` is the dotted path of the class that runs it."""
+
+    @property
+    def processor(self) -> str: ...
+
+
+class Result(Protocol):
+    """What a job returns: the derivative's bytes, and a few words for the log."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def summary(self) -> str: ...
+
+
+class Processor(abc.ABC):
+    """Makes derivatives of one kind of source (``kind``: ``"image"``, ...)."""
+
+    kind: ClassVar[str]
+    #: Lower-case suffixes of the source names this processor takes (``.jpg``, ...).
+    suffixes: ClassVar[frozenset[str]] = frozenset()
+
+    def claims(self, source_name: str) -> bool:
+        """Whether a source of this name is of this processor's kind."""
+        name = source_name.lower()
+        return any(name.endswith(suffix) for suffix in self.suffixes)
+
+    def preload(self, config: Config) -> Sequence[str]:
+        """Modules worker processes import once, ahead of their first job."""
+        return ()
+
+    @abc.abstractmethod
+    def version(self, config: Config) -> str:
+        """The first segment of its derivatives' names; a new one when its output changes."""
+
+    @abc.abstractmethod
+    def check(self, spec: Spec, config: Config) -> None:
+        """Refuse a spec this processor cannot make or that passes its limits (a ``4xx``)."""
+
+    @abc.abstractmethod
+    def choose_output(
+        self, spec: Spec, source_name: str, accept: str | None, config: Config
+    ) -> tuple[Output, bool]:
+        """``(the output, whether it depends on the request's Accept header)``."""
+
+    @abc.abstractmethod
+    def output(self, output_format: str, config: Config) -> Output:
+        """The output of this name (``"webp"``); ``UnsupportedFormat`` if there is none."""
+
+    @abc.abstractmethod
+    def output_choices(self, spec: Spec, source_name: str, config: Config) -> list[Output]:
+        """Every output a request may get for this spec (the warm command makes them all)."""
+
+    @abc.abstractmethod
+    def job(self, spec: Spec, output: Output, source: JobInput, config: Config) -> Job:
+        """The job that makes ``output`` of ``source`` by ``spec``."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def run(job: Any) -> Result:
+        """Run a job of this processor (in a worker process); raises a ``ProcessingError``."""
