@@ -26,6 +26,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from fileresponse.conf import Config, get_config, per_settings
+from fileresponse.derivatives.exceptions import DerivativeLimitExceeded
+from fileresponse.derivatives.processors import processor_for
 from fileresponse.derivatives.signing import normalize_version, signed_path
 from fileresponse.derivatives.spec import Spec, parse_spec
 
@@ -346,7 +348,7 @@ def derivative_image(
         if not factor > 0:
             raise ValueError(f"densities must be positive, not {factor}")
         scaled = parsed.scaled(factor)
-        if factor != 1 and not _within_limits(scaled, config):
+        if factor != 1 and not _within_limits(target.name, scaled, config):
             continue
         item = src if factor == 1 else target.derivative(scaled)
         if source_size is not None:
@@ -357,7 +359,10 @@ def derivative_image(
     return DerivativeImage(src=src, candidates=tuple(candidates))
 
 
-def _within_limits(spec: Spec, config: Config) -> bool:
-    return (spec.width is None or spec.width <= config.DERIVATIVES_MAX_WIDTH) and (
-        spec.height is None or spec.height <= config.DERIVATIVES_MAX_HEIGHT
-    )
+def _within_limits(source_name: str, spec: Spec, config: Config) -> bool:
+    """Whether the view would make ``spec`` (the processor's own limits, not a copy of them)."""
+    try:
+        processor_for(source_name).check(spec, config)
+    except DerivativeLimitExceeded:
+        return False
+    return True
