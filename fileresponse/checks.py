@@ -14,6 +14,11 @@
                        the derivative URLs in the URLconf)
 ``fileresponse.E023``  ``DERIVATIVES_EXECUTOR`` is neither a known name nor an
                        importable executor class
+``fileresponse.W030``  a media kind (pdf, video, audio) lacks its library (its extra
+                       is not installed, or ``FFMPEG`` is no executable), when
+                       derivatives are in use
+``fileresponse.E031``  ``DERIVATIVES_COMMANDS`` is not valid (names, keys, ``argv``,
+                       placeholders, formats)
 =====================  ==============================================================
 """
 
@@ -43,7 +48,12 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     except ImproperlyConfigured:
         return [Error("FILERESPONSE must be a dict.", id="fileresponse.E001")]
     return [
-        Error(f"FILERESPONSE: {problem}.", id="fileresponse.E002")
+        Error(
+            f"FILERESPONSE: {problem}.",
+            id="fileresponse.E031"
+            if problem.startswith("DERIVATIVES_COMMANDS")
+            else "fileresponse.E002",
+        )
         for problem in validate(configured)
     ]
 
@@ -174,6 +184,12 @@ def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
             get_engine(config.DERIVATIVES_ENGINE)
         except ImproperlyConfigured as error:
             messages.append(Error(f"FILERESPONSE: {error}.", id="fileresponse.E022"))
+        from .derivatives.processors.media import missing_libraries
+
+        messages.extend(
+            Warning(f"FILERESPONSE: {problem}.", id="fileresponse.W030")
+            for problem in missing_libraries(config)
+        )
     problem = _executor_problem(config.DERIVATIVES_EXECUTOR)
     if problem is not None:
         messages.append(Error(f"FILERESPONSE: {problem}.", id="fileresponse.E023"))

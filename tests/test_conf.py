@@ -10,7 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from fileresponse import conf
-from fileresponse.conf import MinioConfig, PerSettings, get_config, per_settings
+from fileresponse.conf import MinioConfig, PerSettings, get_config, per_settings, tables
+from fileresponse.conf import minio as conf_minio
 
 
 @pytest.mark.parametrize(
@@ -27,16 +28,16 @@ from fileresponse.conf import MinioConfig, PerSettings, get_config, per_settings
 def test_runtime_types_follow_the_annotation(
     annotation: object, expected: tuple[type, ...]
 ) -> None:
-    assert conf._runtime_types(annotation) == expected
+    assert tables.runtime_types(annotation) == expected
 
 
 def test_every_setting_has_the_types_of_its_annotation() -> None:
     assert conf._TYPES["CACHE_CONTROL"] == (str, type(None))
     assert conf._TYPES["DERIVATIVES_DENSITIES"] == (tuple, list)
     assert set(conf._TYPES) == set(conf.DEFAULTS)
-    assert conf._MINIO_TYPES["CONNECT_TIMEOUT"] == (int, float)
-    assert conf._MINIO_TYPES["SECURE"] == (bool,)
-    assert set(conf._MINIO_TYPES) == set(conf.MINIO_DEFAULTS)
+    assert conf_minio._MINIO_TYPES["CONNECT_TIMEOUT"] == (int, float)
+    assert conf_minio._MINIO_TYPES["SECURE"] == (bool,)
+    assert set(conf_minio._MINIO_TYPES) == set(conf.MINIO_DEFAULTS)
 
 
 def test_the_settings_are_validated_once(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:

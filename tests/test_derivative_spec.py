@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -292,3 +293,344 @@ def test_box_size_and_scaled() -> None:
     assert parse_spec("webp").scaled(2) == parse_spec("webp")
     with pytest.raises(ValueError):
         parse_spec("300x").scaled(0)
+
+
+# ---------------------------------------------------------------- pdf, video, audio, command
+
+MEDIA_VALID: list[tuple[str, Spec, str]] = [
+    # text, parsed, canonical text
+    ("page=2", Spec(kind="pdf", page=2), "page=2"),
+    ("page=2 400x jpeg", Spec(400, kind="pdf", page=2, format="jpeg"), "page=2 400x jpeg"),
+    ("JPG 400X PAGE=2", Spec(400, kind="pdf", page=2, format="jpeg"), "page=2 400x jpeg"),
+    (
+        "page=1,300x200,fill,crop=n,webp,quality=70",
+        Spec(300, 200, "fill", "north", format="webp", quality=70, kind="pdf", page=1),
+        "page=1 300x200 fill crop=north webp q=70",
+    ),
+    ("page=99999", Spec(kind="pdf", page=99999), "page=99999"),
+    ("poster t=2s", Spec(kind="video", operation="poster", seek=2.0), "poster t=2s"),
+    (
+        "poster t=2s 320x180 jpeg",
+        Spec(320, 180, format="jpeg", kind="video", operation="poster", seek=2),
+        "poster t=2s 320x180 jpeg",
+    ),
+    ("t=1.5s poster", Spec(kind="video", operation="poster", seek=1.5), "poster t=1.5s"),
+    ("poster t=90.000s", Spec(kind="video", operation="poster", seek=90), "poster t=90s"),
+    ("poster t=0s", Spec(kind="video", operation="poster", seek=0), "poster t=0s"),
+    ("poster t=0.001s", Spec(kind="video", operation="poster", seek=0.001), "poster t=0.001s"),
+    ("poster t=50%", Spec(kind="video", operation="poster", seek_fraction=0.5), "poster t=50%"),
+    (
+        "poster t=12.50% jpg",
+        Spec(format="jpeg", kind="video", operation="poster", seek_fraction=0.125),
+        "poster t=12.5% jpeg",
+    ),
+    ("poster t=100%", Spec(kind="video", operation="poster", seek_fraction=1.0), "poster t=100%"),
+    (
+        "320x180 fill crop=centre poster t=1s webp q=60",
+        Spec(320, 180, "fill", format="webp", quality=60, kind="video", operation="poster", seek=1),
+        "poster t=1s 320x180 fill webp q=60",
+    ),
+    ("mp4", Spec(format="mp4", kind="video", operation="transcode"), "mp4"),
+    (
+        "t=10s-15s fps=30 crf=23 360P MP4",
+        Spec(
+            format="mp4",
+            kind="video",
+            operation="transcode",
+            lines=360,
+            crf=23,
+            fps=30,
+            clip=(10.0, 15.0),
+        ),
+        "mp4 360p crf=23 fps=30 t=10s-15s",
+    ),
+    (
+        "webm 2160p crf=0 fps=120",
+        Spec(format="webm", kind="video", operation="transcode", lines=2160, crf=0, fps=120),
+        "webm 2160p crf=0 fps=120",
+    ),
+    (
+        "webm 16p crf=63 fps=1 t=0s-0.5s",
+        Spec(
+            format="webm",
+            kind="video",
+            operation="transcode",
+            lines=16,
+            crf=63,
+            fps=1,
+            clip=(0, 0.5),
+        ),
+        "webm 16p crf=63 fps=1 t=0s-0.5s",
+    ),
+    ("mp3", Spec(format="mp3", kind="audio", operation="transcode"), "mp3"),
+    (
+        "t=10s-15s loudnorm 128K mp3",
+        Spec(
+            format="mp3",
+            kind="audio",
+            operation="transcode",
+            bitrate=128,
+            loudnorm=True,
+            clip=(10, 15),
+        ),
+        "mp3 128k loudnorm t=10s-15s",
+    ),
+    ("aac 8k", Spec(format="aac", kind="audio", operation="transcode", bitrate=8), "aac 8k"),
+    (
+        "opus,512k",
+        Spec(format="opus", kind="audio", operation="transcode", bitrate=512),
+        "opus 512k",
+    ),
+    (
+        "waveform 800x120",
+        Spec(800, 120, kind="audio", operation="waveform"),
+        "waveform 800x120",
+    ),
+    (
+        "png 800x120 waveform",
+        Spec(800, 120, format="png", kind="audio", operation="waveform"),
+        "waveform 800x120 png",
+    ),
+    ("peaks 800", Spec(kind="audio", operation="peaks", points=800), "peaks 800"),
+    (
+        "JSON 800 PEAKS",
+        Spec(format="json", kind="audio", operation="peaks", points=800),
+        "peaks 800 json",
+    ),
+    ("peaks 1", Spec(kind="audio", operation="peaks", points=1), "peaks 1"),
+    (
+        "peaks 100000 json",
+        Spec(format="json", kind="audio", operation="peaks", points=100000),
+        "peaks 100000 json",
+    ),
+    ("run=grayscale", Spec(kind="command", command="grayscale"), "run=grayscale"),
+    (
+        "q=80 webp 300x RUN=Gray_Scale-2",
+        Spec(300, format="webp", quality=80, kind="command", command="gray_scale-2"),
+        "run=gray_scale-2 300x webp q=80",
+    ),
+    ("run=" + "a" * 40, Spec(kind="command", command="a" * 40), "run=" + "a" * 40),
+    (
+        "run=sepia 300x200 crop crop=se jpg",
+        Spec(300, 200, "crop", "southeast", format="jpeg", kind="command", command="sepia"),
+        "run=sepia 300x200 crop crop=southeast jpeg",
+    ),
+]
+
+MEDIA_INVALID: list[tuple[str, str]] = [
+    # text, part of the reason
+    # mixed kinds name both
+    ("page=2 mp3", "mixed kinds: 'page=2' is pdf, 'mp3' is audio"),
+    ("poster t=2s waveform 800x120", "mixed kinds: 'poster' is video, 'waveform' is audio"),
+    ("run=grayscale page=2", "mixed kinds: 'run=grayscale' is command, 'page=2' is pdf"),
+    ("mp3 360p", "mixed kinds: 'mp3' is audio, '360p' is video"),
+    ("loudnorm crf=23 mp4", "mixed kinds: 'loudnorm' is audio, 'crf=23' is video"),
+    ("page=1 json", "mixed kinds"),
+    ("mp4 mp3", "mixed kinds: 'mp4' is video, 'mp3' is audio"),
+    ("mp4 webm", "format given twice"),
+    ("png jpeg waveform", "format given twice"),
+    ("poster poster t=1s", "operation given twice"),
+    ("waveform peaks 800", "operation given twice"),
+    ("page=1 page=2", "page given twice"),
+    ("poster t=2s t=50%", "time given twice"),
+    ("mp4 t=1s-2s t=3s-4s", "time given twice"),
+    # a kind without what makes it
+    ("360p", "a video spec needs poster, mp4 or webm"),
+    ("crf=23 fps=30", "a video spec needs poster, mp4 or webm"),
+    ("360p png", "a video spec needs poster, mp4 or webm"),
+    ("128k", "an audio spec needs waveform, peaks, mp3, aac or opus"),
+    ("loudnorm", "an audio spec needs waveform, peaks, mp3, aac or opus"),
+    ("json", "an audio spec needs waveform, peaks, mp3, aac or opus"),
+    ("poster", "poster needs a time"),
+    ("poster 320x180 jpeg", "poster needs a time"),
+    ("waveform", "waveform needs a width and a height"),
+    ("waveform 800x", "waveform needs a width and a height"),
+    ("peaks", "peaks needs a count"),
+    ("peaks json", "peaks needs a count"),
+    # formats of another output
+    ("poster t=2s mp4", "a poster takes jpeg, png, webp, avif, auto, not mp4"),
+    ("waveform 800x120 jpeg", "a waveform takes png, not jpeg"),
+    ("peaks 800 png", "peaks takes json, not png"),
+    ("page=2 mp4", "mixed kinds"),
+    # tokens of another output
+    ("mp4 320x180", "320x180 does not apply to a video transcode"),
+    ("mp4 q=80", "q=80 does not apply to a video transcode"),
+    ("mp3 upscale", "upscale does not apply to an audio transcode"),
+    ("waveform 800x120 fill", "fill does not apply to a waveform"),
+    ("waveform 800x120 png q=80", "q=80 does not apply to a waveform"),
+    ("peaks 800 300x200", "300x200 does not apply to peaks"),
+    ("poster t=2s 360p", "360p does not apply to a poster"),
+    ("t=2s", "t=2s does not apply to an image (a time t=2s or t=50% is for poster)"),
+    ("300x t=50%", "t=50% does not apply to an image"),
+    ("mp4 t=2s", "t=2s does not apply to a video transcode (a time"),
+    ("poster t=1s-2s", "t=1s-2s does not apply to a poster (a clip"),
+    ("page=2 t=1s-2s", "t=1s-2s does not apply to a pdf page (a clip"),
+    ("800", "800 does not apply to an image (a count is for peaks"),
+    ("mp3 800", "800 does not apply to an audio transcode"),
+    ("run=grayscale t=2s", "t=2s does not apply to a command"),
+    # image rules hold for pdf, poster and command outputs
+    ("page=2 fill", "fill needs a width and a height"),
+    ("poster t=2s 300x crop", "crop needs a width and a height"),
+    ("run=x 300x200 crop=north", "needs fill or crop"),
+    ("run=grayscale 300x png q=80", "q= does not apply to png"),
+    ("poster t=1s upscale", "upscale needs a size"),
+    # values
+    ("page=0", "'page=0': page must be 1..99999"),
+    ("page=100000", "page must be 1..99999"),
+    ("page=", "page must be 1..99999"),
+    ("page=two", "page must be 1..99999"),
+    ("page=-1", "page must be 1..99999"),
+    ("poster t=2", "'t=2': a time is t=2s, t=50% or t=10s-15s"),
+    ("poster t=2m", "a time is"),
+    ("poster t=-2s", "a time is"),
+    ("poster t=1.0001s", "a time is"),
+    ("poster t=1234567s", "a time is"),
+    ("poster t=1e3s", "a time is"),
+    ("poster t=.5s", "a time is"),
+    ("poster t=", "a time is"),
+    ("poster t=0%", "a fraction is over 0% and at most 100%"),
+    ("poster t=100.01%", "a fraction is over 0% and at most 100%"),
+    ("poster t=12.345%", "a time is"),
+    ("poster t=10%-20%", "a time is"),
+    ("mp4 t=15s-10s", "'t=15s-10s': a clip ends after it starts"),
+    ("mp4 t=5s-5s", "a clip ends after it starts"),
+    ("mp4 t=5-10s", "a time is"),
+    ("mp4 15p", "lines must be 16..4320"),
+    ("mp4 4322p", "lines must be 16..4320"),
+    ("mp4 361p", "'361p': lines must be even"),
+    ("mp4 00360p", "lines must be 16..4320"),
+    ("mp4 crf=64", "'crf=64': crf must be 0..63"),
+    ("mp4 crf=", "crf must be 0..63"),
+    ("mp4 fps=0", "fps must be 1..120"),
+    ("mp4 fps=121", "fps must be 1..120"),
+    ("mp4 fps=29.97", "fps must be 1..120"),
+    ("mp3 7k", "a bitrate must be 8..512"),
+    ("mp3 513k", "a bitrate must be 8..512"),
+    ("peaks 0", "a count must be 1..100000"),
+    ("peaks 100001", "a count must be 1..100000"),
+    ("run=", "a command's name is"),
+    ("run=a/b", "a command's name is"),
+    ("run=grey.scale", "a command's name is"),
+    ("run=" + "a" * 41, "a command's name is"),
+    ("\u0969\u0966\u0966p mp4", "unknown token"),  # Devanagari digits
+    ("\u0969\u0966\u0966 peaks", "unknown token"),
+    ("p", "unknown token"),
+    ("k", "unknown token"),
+    ("transcode mp4", "unknown token"),
+    ("seek=2s poster", "unknown option seek="),
+    ("m4a", "unknown token"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "canonical"), MEDIA_VALID)
+def test_valid_media_specs(text: str, expected: Spec, canonical: str) -> None:
+    spec = parse_spec(text)
+    assert spec == expected
+    assert (spec.kind, spec.operation) == (expected.kind, expected.operation)
+    assert str(spec) == canonical
+    assert parse_spec(canonical) == spec
+
+
+@pytest.mark.parametrize(("text", "reason"), MEDIA_INVALID)
+def test_invalid_media_specs(text: str, reason: str) -> None:
+    with pytest.raises(InvalidSpec) as raised:
+        parse_spec(text)
+    assert reason in str(raised.value)
+
+
+KIND_INFERENCE: list[tuple[str, str, str | None]] = [
+    # text, kind, operation
+    ("300x200 webp", "image", None),
+    ("page=3", "pdf", None),
+    ("run=x", "command", None),
+    ("poster t=1s", "video", "poster"),
+    ("webm", "video", "transcode"),
+    ("mp4 crf=20", "video", "transcode"),
+    ("mp4 fps=24", "video", "transcode"),
+    ("mp4 720p", "video", "transcode"),
+    ("aac", "audio", "transcode"),
+    ("opus 64k", "audio", "transcode"),
+    ("mp3 loudnorm", "audio", "transcode"),
+    ("waveform 10x10", "audio", "waveform"),
+    ("peaks 5", "audio", "peaks"),
+    ("json peaks 5", "audio", "peaks"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "operation"), KIND_INFERENCE)
+def test_the_kind_is_inferred_from_the_tokens(text: str, kind: str, operation: str | None) -> None:
+    spec = parse_spec(text)
+    assert (spec.kind, spec.operation) == (kind, operation)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kind": "audio"},
+        {"kind": "pdf"},
+        {"kind": "command"},
+        {"kind": "text", "page": 1},
+        {"operation": "poster", "seek": 1.0},  # a poster is of kind video
+        {"kind": "video", "operation": "waveform", "width": 8, "height": 8},
+        {"kind": "pdf", "operation": "transcode", "page": 1},
+        {"kind": "video", "operation": "blur"},
+        {"kind": "video", "operation": "poster"},
+        {"kind": "video", "operation": "poster", "seek": 1.0, "seek_fraction": 0.5},
+        {"kind": "video", "operation": "poster", "seek": -1.0},
+        {"kind": "video", "operation": "poster", "seek": 1.0001},
+        {"kind": "video", "operation": "poster", "seek": float("nan")},
+        {"kind": "video", "operation": "poster", "seek": float("inf")},
+        {"kind": "video", "operation": "poster", "seek": True},
+        {"kind": "video", "operation": "poster", "seek": "2"},
+        {"kind": "video", "operation": "poster", "seek": 1_000_000.0},
+        {"kind": "video", "operation": "poster", "seek_fraction": 0.0},
+        {"kind": "video", "operation": "poster", "seek_fraction": 1.5},
+        {"kind": "video", "operation": "poster", "seek_fraction": 0.123456},
+        {"kind": "video", "operation": "poster", "seek": 1.0, "format": "mp4"},
+        {"kind": "video", "operation": "transcode", "format": "mp3"},
+        {"kind": "video", "operation": "transcode", "clip": (5.0, 5.0)},
+        {"kind": "video", "operation": "transcode", "clip": [1.0, 2.0]},
+        {"kind": "video", "operation": "transcode", "clip": (1.0,)},
+        {"kind": "video", "operation": "transcode", "clip": (1.0, "2")},
+        {"kind": "video", "operation": "transcode", "lines": 361},
+        {"kind": "video", "operation": "transcode", "lines": 360.0},
+        {"kind": "video", "operation": "transcode", "crf": -1},
+        {"kind": "video", "operation": "transcode", "fps": 0},
+        {"kind": "video", "operation": "transcode", "bitrate": 128},
+        {"kind": "audio", "operation": "transcode", "bitrate": 7},
+        {"kind": "audio", "operation": "transcode", "loudnorm": 1},
+        {"kind": "audio", "operation": "transcode", "lines": 360},
+        {"kind": "audio", "operation": "peaks"},
+        {"kind": "audio", "operation": "peaks", "points": 0},
+        {"kind": "audio", "operation": "waveform", "width": 8},
+        {"kind": "pdf", "page": 0},
+        {"kind": "pdf", "page": 1, "loudnorm": True},
+        {"kind": "image", "page": 1},
+        {"kind": "image", "command": "x"},
+        {"kind": "command", "command": "Grayscale"},
+        {"kind": "command", "command": ""},
+        {"kind": "command", "command": b"x"},
+    ],
+)
+def test_constructor_checks_the_rules_of_every_kind(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidSpec):
+        Spec(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [case[0] for case in MEDIA_VALID])
+def test_every_kind_has_a_name_without_its_format(text: str) -> None:
+    """What :func:`~fileresponse.derivatives.keys.derivative_name` builds: the spec without its
+    format is still a spec (a transcode too, whose text then drops its container)."""
+    spec = parse_spec(text)
+    bare = replace(spec, format=None)
+    assert str(bare) == " ".join(token for token in str(spec).split() if token != spec.format)
+
+
+def test_media_specs_scale_their_box_only() -> None:
+    assert str(parse_spec("poster t=2s 320x180 fill").scaled(2)) == "poster t=2s 640x360 fill"
+    assert str(parse_spec("page=2 400x").scaled(1.5)) == "page=2 600x"
+    assert str(parse_spec("waveform 800x120").scaled(2)) == "waveform 1600x240"
+    assert parse_spec("mp4 360p").scaled(2) == parse_spec("mp4 360p")
+    assert parse_spec("waveform 800x120").box_size == (800, 120)
+    assert parse_spec("poster t=1s 320x180").box_size is None
+    assert parse_spec("mp3").box_size is None

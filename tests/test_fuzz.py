@@ -41,7 +41,20 @@ from fileresponse.derivatives.signing import (
     sign,
     signed_path,
 )
-from fileresponse.derivatives.spec import FORMATS, GRAVITIES, MODES, InvalidSpec, Spec, parse_spec
+from fileresponse.derivatives.spec import (
+    ALL_FORMATS,
+    AUDIO_FORMATS,
+    FORMATS,
+    GRAVITIES,
+    KINDS,
+    MODES,
+    OPERATIONS,
+    ORDERS,
+    VIDEO_FORMATS,
+    InvalidSpec,
+    Spec,
+    parse_spec,
+)
 from fileresponse.exceptions import (
     SourceForbidden,
     SourceNotFound,
@@ -609,19 +622,83 @@ def test_content_disposition_is_a_safe_header_for_any_name(name: str, attachment
 
 # ---------------------------------------------------------------- the spec parser
 
+SIDES = st.one_of(st.none(), st.integers(1, 65535), st.sampled_from([1, 65535]))
+#: Seconds and fractions as the text holds them (to the millisecond, to 0.01 percent).
+SECONDS = st.integers(0, 999_999_999).map(lambda ms: ms / 1000) | st.sampled_from([0, 1.5, 90])
+FRACTIONS = st.integers(1, 10_000).map(lambda hundredths: hundredths / 100 / 100)
+COMMANDS = st.from_regex(r"[a-z0-9_-]{1,40}", fullmatch=True)
+
+
+def maybe(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.none() | strategy
+
 
 @st.composite
-def valid_specs(draw: st.DrawFn) -> Spec:
-    side = st.one_of(st.none(), st.integers(1, 65535), st.sampled_from([1, 65535]))
+def image_tokens(draw: st.DrawFn) -> dict[str, object]:
+    """The fields of the image tokens (of image, pdf, poster and command specs)."""
     mode = draw(st.sampled_from(MODES))
-    width, height = draw(side), draw(side)
+    width, height = draw(SIDES), draw(SIDES)
     if mode != "fit":
         width, height = width or draw(st.integers(1, 65535)), height or draw(st.integers(1, 65535))
     fmt = draw(st.none() | st.sampled_from(FORMATS))
-    quality = draw(st.none() | st.integers(1, 100)) if fmt != "png" else None
-    upscale = draw(st.booleans()) if mode != "crop" and (width or height) else False
-    gravity = draw(st.sampled_from(GRAVITIES)) if mode != "fit" else "center"
-    return Spec(width, height, mode, gravity, upscale, fmt, quality)
+    return {
+        "width": width,
+        "height": height,
+        "mode": mode,
+        "gravity": draw(st.sampled_from(GRAVITIES)) if mode != "fit" else "center",
+        "upscale": draw(st.booleans()) if mode != "crop" and (width or height) else False,
+        "format": fmt,
+        "quality": draw(st.none() | st.integers(1, 100)) if fmt != "png" else None,
+    }
+
+
+@st.composite
+def clips(draw: st.DrawFn) -> tuple[float, float]:
+    start, end = sorted(draw(st.lists(SECONDS, min_size=2, max_size=2, unique=True)))
+    return (start, end)
+
+
+@st.composite
+def media_specs(draw: st.DrawFn) -> Spec:
+    """A valid spec of a pdf, a command, a video or an audio source."""
+    kind, operation = draw(st.sampled_from([shape for shape in ORDERS if shape != ("image", None)]))
+    fields: dict[str, object] = {"kind": kind, "operation": operation}
+    if kind in ("pdf", "command") or operation == "poster":
+        fields.update(draw(image_tokens()))
+    if kind == "pdf":
+        fields["page"] = draw(st.integers(1, 99_999) | st.just(1))
+    elif kind == "command":
+        fields["command"] = draw(COMMANDS)
+    elif operation == "poster":
+        time = "seek" if draw(st.booleans()) else "seek_fraction"
+        fields[time] = draw(SECONDS if time == "seek" else FRACTIONS)
+    elif kind == "video":
+        fields["format"] = draw(st.sampled_from(VIDEO_FORMATS))
+        fields["lines"] = draw(maybe(st.integers(8, 2160).map(lambda half: half * 2)))
+        fields["crf"] = draw(maybe(st.integers(0, 63)))
+        fields["fps"] = draw(maybe(st.integers(1, 120)))
+        fields["clip"] = draw(maybe(clips()))
+    elif operation == "transcode":
+        fields["format"] = draw(st.sampled_from(AUDIO_FORMATS))
+        fields["bitrate"] = draw(maybe(st.integers(8, 512)))
+        fields["loudnorm"] = draw(st.booleans())
+        fields["clip"] = draw(maybe(clips()))
+    elif operation == "waveform":
+        fields["width"], fields["height"] = draw(st.integers(1, 65535)), draw(st.integers(1, 65535))
+        fields["format"] = draw(st.sampled_from([None, "png"]))
+    else:
+        fields["points"] = draw(st.integers(1, 100_000))
+        fields["format"] = draw(st.sampled_from([None, "json"]))
+    return Spec(**fields)  # type: ignore[arg-type]
+
+
+def image_spec(fields: dict[str, object]) -> Spec:
+    return Spec(**fields)  # type: ignore[arg-type]
+
+
+def valid_specs() -> st.SearchStrategy[Spec]:
+    """Valid specs of every kind, images half of the time."""
+    return st.one_of(image_tokens().map(image_spec), media_specs())
 
 
 _ALIASES = {
@@ -639,26 +716,47 @@ _ALIASES = {
 
 
 @st.composite
+def number_spellings(draw: st.DrawFn, number: str, places: int, digits: int) -> str:
+    """``number`` (canonical: ``2``, ``1.5``) with trailing and leading zeros the grammar allows."""
+    whole, _, fraction = number.partition(".")
+    fraction += "0" * draw(st.integers(0, places - len(fraction)))
+    whole = "0" * draw(st.integers(0, digits - len(whole))) + whole
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+@st.composite
+def time_spellings(draw: st.DrawFn, value: str) -> str:
+    """``2s``, ``50%`` or ``10s-15s`` written another way."""
+    if value.endswith("%"):
+        return draw(number_spellings(value[:-1], 2, 3)) + "%"
+    return "-".join(draw(number_spellings(part[:-1], 3, 6)) + "s" for part in value.split("-"))
+
+
+@st.composite
 def spellings(draw: st.DrawFn, spec: Spec) -> str:
     """Another way to write ``spec``: aliases, explicit defaults, any order, case, separators."""
     tokens: list[str] = []
-    if spec.width is not None or spec.height is not None:
-        tokens.append(f"{spec.width or ''}x{spec.height or ''}")
-    if spec.mode != "fit" or draw(st.booleans()):
-        tokens.append(spec.mode)
-    if spec.mode != "fit" and (spec.gravity != "center" or draw(st.booleans())):
-        key = draw(st.sampled_from(["crop", "gravity"]))
-        tokens.append(f"{key}={draw(st.sampled_from(_ALIASES[spec.gravity]))}")
-    if spec.upscale:
-        tokens.append("upscale")
-    if spec.format is not None:
-        tokens.append(draw(st.sampled_from(_ALIASES.get(spec.format, [spec.format]))))
-    if spec.quality is not None:
-        tokens.append(f"{draw(st.sampled_from(['q', 'quality']))}={spec.quality}")
+    for token in str(spec).split():
+        key, _, value = token.partition("=")
+        if token in _ALIASES:
+            token = draw(st.sampled_from(_ALIASES[token]))
+        elif key == "crop" and value:
+            key = draw(st.sampled_from(["crop", "gravity"]))
+            token = f"{key}={draw(st.sampled_from(_ALIASES[value]))}"
+        elif key == "q" and value:
+            token = f"{draw(st.sampled_from(['q', 'quality']))}={value}"
+        elif key == "t" and value:
+            token = f"t={draw(time_spellings(value))}"
+        tokens.append(token)
+    if "mode" in ORDERS[spec.kind, spec.operation]:
+        if spec.mode == "fit" and "fit" not in tokens and draw(st.booleans()):
+            tokens.append("fit")
+        if spec.mode != "fit" and spec.gravity == "center" and draw(st.booleans()):
+            tokens.append(f"{draw(st.sampled_from(['crop', 'gravity']))}=center")
     tokens = draw(st.permutations(tokens))
     tokens = [token.upper() if draw(st.booleans()) else token for token in tokens]
     separators = st.sampled_from([" ", ",", " , ", "\t", "  ", ",,"])
-    text = tokens[0] if tokens else "fit"
+    text = tokens[0]
     for token in tokens[1:]:
         text += draw(separators) + token
     return draw(st.sampled_from(["", " ", ","])) + text + draw(st.sampled_from(["", " ", ","]))
@@ -677,7 +775,7 @@ def test_spec_round_trips_through_its_text_and_every_spelling(
 SPEC_WORDS = st.sampled_from(
     [
         *MODES,
-        *FORMATS,
+        *ALL_FORMATS,
         "jpg",
         "upscale",
         "x",
@@ -696,7 +794,40 @@ SPEC_WORDS = st.sampled_from(
         "v=1",
         "=",
         "storage=x",
+        "poster",
+        "waveform",
+        "peaks",
+        "loudnorm",
+        "transcode",
+        "800",
+        "0",
+        "100001",
+        "360p",
+        "361p",
+        "0p",
+        "p",
+        "128k",
+        "7k",
+        "crf=23",
+        "crf=64",
+        "fps=30",
+        "fps=0",
+        "page=2",
+        "page=0",
+        "run=grayscale",
+        "run=",
+        "run=a/b",
+        "t=2s",
+        "t=1.5s",
+        "t=50%",
+        "t=0%",
+        "t=100.01%",
+        "t=10s-15s",
+        "t=15s-10s",
+        "t=2",
+        "t=",
         "\u0661\u0662x\u0663",  # Arabic-Indic digits
+        "\u0663\u0666\u0660p",
         "\uff46\uff49\uff4c\uff4c",  # fullwidth "fill"
         "300\u00d7200",  # a multiplication sign
     ]
@@ -708,7 +839,7 @@ SPEC_WORDS = st.sampled_from(
     text=st.one_of(
         ANY_TEXT,
         st.lists(SPEC_WORDS | st.text(max_size=8), max_size=8).map(" ".join),
-        st.text(" ,x=0123456789qfilcropwebpng", max_size=60),
+        st.text(" ,x=0123456789qfilcropwebpngtsk%-.aurm", max_size=60),
         st.text(max_size=300),
     )
 )
@@ -750,6 +881,50 @@ def test_spec_constructor_takes_any_values(
     except InvalidSpec:
         return
     assert parse_spec(str(spec)) == spec
+
+
+MEDIA_VALUES: dict[str, st.SearchStrategy[object]] = {
+    "format": st.sampled_from(ALL_FORMATS),
+    "seek": SECONDS | st.floats(),
+    "seek_fraction": FRACTIONS | st.floats(),
+    "clip": clips() | st.tuples(SPEC_VALUES, SPEC_VALUES) | st.lists(SECONDS, max_size=3),
+    "lines": st.integers(0, 5000),
+    "crf": st.integers(-1, 64),
+    "fps": st.integers(0, 121),
+    "bitrate": st.integers(0, 600),
+    "loudnorm": st.booleans(),
+    "points": st.integers(0, 100_001),
+    "page": st.integers(0, 100_000),
+    "command": COMMANDS | st.text(max_size=5),
+    "width": st.integers(0, 70000),
+    "height": st.integers(0, 70000),
+}
+
+
+@FUZZ
+@given(
+    kind=SPEC_VALUES | st.sampled_from(KINDS),
+    operation=SPEC_VALUES | st.sampled_from(OPERATIONS),
+    fields=st.dictionaries(st.sampled_from(sorted(MEDIA_VALUES)), SPEC_VALUES, max_size=4).flatmap(
+        lambda chosen: st.fixed_dictionaries(
+            {name: SPEC_VALUES | MEDIA_VALUES[name] for name in chosen}
+        )
+    ),
+)
+def test_spec_constructor_of_every_kind_takes_any_values(
+    kind: object, operation: object, fields: dict[str, object]
+) -> None:
+    """Accepted specs round-trip, but for a transcode without its format (a derivative's name)."""
+    try:
+        spec = Spec(kind=kind, operation=operation, **fields)  # type: ignore[arg-type]
+    except InvalidSpec:
+        return
+    assert str(spec).isascii()
+    if spec.operation == "transcode" and spec.format is None:
+        with pytest.raises(InvalidSpec):
+            parse_spec(str(spec))
+    else:
+        assert parse_spec(str(spec)) == spec
 
 
 # ---------------------------------------------------------------- signed URLs

@@ -9,7 +9,10 @@ from __future__ import annotations
 from fileresponse.exceptions import FileResponseError, SourceUnavailable
 
 __all__ = [
+    "BeyondSource",
+    "CommandFailed",
     "CorruptImage",
+    "CorruptMedia",
     "DerivativeLimitExceeded",
     "InsufficientStorage",
     "NotAnImage",
@@ -17,6 +20,7 @@ __all__ = [
     "ProcessingUnavailable",
     "SourceChanged",
     "SourceTooLarge",
+    "SpecMismatch",
     "UnsupportedFormat",
 ]
 
@@ -38,6 +42,24 @@ class CorruptImage(ProcessingError):
     """The source looks like an image but cannot be decoded (corrupt, truncated): ``422``."""
 
 
+class CorruptMedia(ProcessingError):
+    """The source is no PDF, video or audio file that can be read (corrupt, truncated): ``422``."""
+
+
+class BeyondSource(ProcessingError):
+    """The spec asks for what the source has not (a page past the end, a later time): ``422``."""
+
+
+class SpecMismatch(ProcessingError, ValueError):
+    """A spec of another kind than the source (``page=2`` for a video): ``400``.
+
+    A :class:`ValueError` too, as :class:`~fileresponse.derivatives.spec.InvalidSpec`
+    is: template tags treat both as a bad spec.
+    """
+
+    status_code = 400
+
+
 class SourceTooLarge(ProcessingError):
     """The source has more bytes or pixels than the limits allow: ``422``.
 
@@ -56,6 +78,12 @@ class UnsupportedFormat(ProcessingError):
     """The output format is not supported by the engine here (e.g. AVIF): ``400``."""
 
     status_code = 400
+
+
+class CommandFailed(ProcessingError):
+    """An external command of a processor exited with an error: ``502``."""
+
+    status_code = 502
 
 
 class ProcessingUnavailable(SourceUnavailable):

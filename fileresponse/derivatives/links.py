@@ -362,7 +362,7 @@ def derivative_image(
 def _within_limits(source_name: str, spec: Spec, config: Config) -> bool:
     """Whether the view would make ``spec`` (the processor's own limits, not a copy of them)."""
     try:
-        processor_for(source_name).check(spec, config)
+        processor_for(source_name, spec).check(spec, config)
     except DerivativeLimitExceeded:
         return False
     return True

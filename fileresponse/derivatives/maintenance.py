@@ -299,7 +299,7 @@ async def warm(
         (name, spec, output)
         for name in names
         for spec in specs
-        for output in processor_for(name).output_choices(spec, name, config)
+        for output in processor_for(name, spec).output_choices(spec, name, config)
     ]
     report = WarmReport()
     semaphore = asyncio.Semaphore(max(1, concurrency))

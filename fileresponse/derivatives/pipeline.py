@@ -1,7 +1,8 @@
 """From a verified request to a stored derivative, in order: resolve, look up, produce once.
 
 No HTTP here: the derivative view (:mod:`fileresponse.derivatives.views`)
-and :command:`fileresponse_warm` both call :func:`obtain_derivative`. Each
+calls :func:`obtain_or_stream` (a processor that streams is followed live,
+:mod:`.streaming`), :command:`fileresponse_warm` :func:`obtain_derivative`. Each
 step lives in the module that owns it: the processor (:mod:`.processors`),
 the source's stat (:mod:`.originals`), the name (:mod:`.keys`), the store
 (:mod:`.store`), single-flight (:mod:`.singleflight`) and the executor.
@@ -13,6 +14,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,13 +29,21 @@ from .processors import JobInput, Output, Processor, processor_for
 from .singleflight import get_single_flight
 from .spool import spooled_source
 from .store import DerivativeStore, StoredDerivative, get_store
+from .streaming import StreamRequest, await_stream, open_stream
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
 
     from .spec import Spec
 
-__all__ = ["Obtained", "clear_negative_cache", "logger", "obtain_derivative"]
+__all__ = [
+    "Obtained",
+    "Streaming",
+    "clear_negative_cache",
+    "logger",
+    "obtain_derivative",
+    "obtain_or_stream",
+]
 
 logger = logging.getLogger("fileresponse.derivatives")
 
@@ -51,6 +61,30 @@ class Obtained:
     generated: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Streaming:
+    """A derivative being made, its bytes followed as they come (see :mod:`.streaming`)."""
+
+    #: The body: the output so far, then live; it raises if the run fails.
+    body: AsyncIterator[bytes]
+    source: SourceState
+    output: Output
+    varies: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """Steps 1 and 2 of a request: its processor and output, the source, the name, a hit."""
+
+    processor: Processor
+    output: Output
+    varies: bool
+    engine: str
+    state: SourceState
+    name: str
+    found: StoredDerivative | None
+
+
 async def obtain_derivative(
     source_storage: Storage,
     storage_alias: str,
@@ -65,14 +99,69 @@ async def obtain_derivative(
     """The stored derivative of a source by a spec, made now if missing (once).
 
     The output is chosen by the processor for ``accept`` (a request's
-    ``Accept`` header), unless ``output`` (or its format's name) is given. Raises the errors of
+    ``Accept`` header), unless ``output`` (or its format's name) is given. A
+    processor that streams is awaited to the end of its run. Raises the errors of
     :mod:`fileresponse.exceptions` (source missing, storage down) and of
     :mod:`fileresponse.derivatives.exceptions` (bad input, limits, busy).
     """
     config = config or get_config()
     store = store or get_store()
-    # 1. Resolve: the processor of this kind of source, its limits, the output.
-    processor = processor_for(source_name)
+    resolved = await _resolve(
+        store, source_storage, storage_alias, source_name, spec, accept, output, config
+    )
+    if resolved.found is not None:
+        return _obtained(resolved, resolved.found, generated=False)
+    # 3. Produce once (across processes and machines), then find what was stored.
+    if resolved.processor.streams:
+        request = _stream_request(store, source_storage, spec, resolved, config)
+        return await _stored(store, resolved, generated=await await_stream(request))
+    generated = await _produce_once(store, source_storage, spec, resolved, config)
+    return await _stored(store, resolved, generated=generated)
+
+
+async def obtain_or_stream(
+    source_storage: Storage,
+    storage_alias: str,
+    source_name: str,
+    spec: Spec,
+    *,
+    accept: str | None = None,
+    config: Config | None = None,
+    store: DerivativeStore | None = None,
+) -> Obtained | Streaming:
+    """As :func:`obtain_derivative`, but a miss of a processor that streams is followed live.
+
+    :class:`Streaming` when this request follows the run of this process
+    (started now, or under way); :class:`Obtained` for a stored derivative.
+    """
+    config = config or get_config()
+    store = store or get_store()
+    resolved = await _resolve(
+        store, source_storage, storage_alias, source_name, spec, accept, None, config
+    )
+    if resolved.found is not None:
+        return _obtained(resolved, resolved.found, generated=False)
+    if not resolved.processor.streams:
+        generated = await _produce_once(store, source_storage, spec, resolved, config)
+        return await _stored(store, resolved, generated=generated)
+    body = await open_stream(_stream_request(store, source_storage, spec, resolved, config))
+    if body is None:  # stored meanwhile, here or by another process
+        return await _stored(store, resolved, generated=False)
+    return Streaming(body, resolved.state, resolved.output, resolved.varies)
+
+
+async def _resolve(
+    store: DerivativeStore,
+    source_storage: Storage,
+    storage_alias: str,
+    source_name: str,
+    spec: Spec,
+    accept: str | None,
+    output: Output | str | None,
+    config: Config,
+) -> _Resolved:
+    # 1. Resolve: the processor of this kind of source (or spec), its limits, the output.
+    processor = processor_for(source_name, spec)
     processor.check(spec, config)
     varies = False
     if output is None:
@@ -84,25 +173,75 @@ async def obtain_derivative(
     state, name, found = await in_thread(
         _look_up, store, source_storage, storage_alias, source_name, spec, output, config, engine
     )
-    if found is not None:
-        return Obtained(found, state, output, varies, generated=False)
+    return _Resolved(processor, output, varies, engine, state, name, found)
 
-    # 3. Produce once (across processes and machines), then find what was stored.
+
+async def _produce_once(
+    store: DerivativeStore,
+    source_storage: Storage,
+    spec: Spec,
+    resolved: _Resolved,
+    config: Config,
+) -> bool:
+    """Run the processing once across processes and machines; whether this call ran it."""
+    name = resolved.name
+
     async def produce() -> None:
-        await _produce(store, processor, source_storage, state, spec, output, name, config, engine)
+        await _produce(
+            store,
+            resolved.processor,
+            source_storage,
+            resolved.state,
+            spec,
+            resolved.output,
+            name,
+            config,
+            resolved.engine,
+        )
 
     async def is_done() -> bool:
         return await in_thread(store.exists, name)
 
     try:
-        generated = await get_single_flight(store).run(lock_key(name), is_done, produce)
+        return await get_single_flight(store).run(lock_key(name), is_done, produce)
     except ProcessingError as error:
         _negative_cache.remember(name, error, config.DERIVATIVES_NEGATIVE_TTL)
         raise
-    found = await in_thread(store.find, name)
+
+
+def _stream_request(
+    store: DerivativeStore,
+    source_storage: Storage,
+    spec: Spec,
+    resolved: _Resolved,
+    config: Config,
+) -> StreamRequest:
+    def remember(error: ProcessingError) -> None:
+        _negative_cache.remember(resolved.name, error, config.DERIVATIVES_NEGATIVE_TTL)
+
+    return StreamRequest(
+        store=store,
+        processor=resolved.processor,
+        source_storage=source_storage,
+        state=resolved.state,
+        spec=spec,
+        output=resolved.output,
+        name=resolved.name,
+        engine=resolved.engine,
+        config=config,
+        on_failure=remember,
+    )
+
+
+async def _stored(store: DerivativeStore, resolved: _Resolved, *, generated: bool) -> Obtained:
+    found = await in_thread(store.find, resolved.name)
     if found is None:
         raise ProcessingUnavailable("the derivative was not stored; try again")
-    return Obtained(found, state, output, varies, generated=generated)
+    return _obtained(resolved, found, generated=generated)
+
+
+def _obtained(resolved: _Resolved, found: StoredDerivative, *, generated: bool) -> Obtained:
+    return Obtained(found, resolved.state, resolved.output, resolved.varies, generated=generated)
 
 
 def _look_up(

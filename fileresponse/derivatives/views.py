@@ -1,7 +1,8 @@
 """The derivative view: verify, obtain (look up, or make once), deliver.
 
 A bad signature is a ``403`` before any other work, a bad spec a ``400``;
-the other steps are :func:`~fileresponse.derivatives.pipeline.obtain_derivative`'s.
+the other steps are :func:`~fileresponse.derivatives.pipeline.obtain_or_stream`'s
+(a miss of a processor that streams is sent as it is made: chunked, ``no-store``).
 Delivery follows ``DERIVATIVES_SERVE``: ``"stream"`` (an
 :class:`~fileresponse.responses.AsyncFileResponse`: ranges, conditional
 requests, ``HEAD``), ``"redirect"`` (``302`` to the storage's URL) or
@@ -21,16 +22,17 @@ from django.http import (
     HttpResponseBase,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
+    StreamingHttpResponse,
 )
 
 from fileresponse.conf import Config, get_config
 from fileresponse.errors import error_response
 from fileresponse.exceptions import FileResponseError
-from fileresponse.http.headers import with_charset
+from fileresponse.http.headers import content_disposition, with_charset
 from fileresponse.responses import AsyncFileResponse
 from fileresponse.threads import in_thread
 
-from .pipeline import obtain_derivative
+from .pipeline import Streaming, obtain_or_stream
 from .signing import DerivativeRequest, resolve_request
 from .store import get_store
 
@@ -41,6 +43,8 @@ __all__ = ["derivative_response", "serve_derivative"]
 
 #: A redirect may point to a presigned URL that expires: no cache keeps it.
 _REDIRECT_CACHE_CONTROL = "private, no-store"
+#: A derivative streamed while it is made may still fail: no cache keeps it.
+_STREAMED_CACHE_CONTROL = "no-store"
 
 
 async def serve_derivative(
@@ -67,7 +71,7 @@ async def derivative_response(
     """
     config = get_config()
     store = get_store()
-    obtained = await obtain_derivative(
+    obtained = await obtain_or_stream(
         derivative_request.source_storage(),
         derivative_request.storage,
         derivative_request.source_name,
@@ -76,6 +80,12 @@ async def derivative_response(
         config=config,
         store=store,
     )
+    if isinstance(obtained, Streaming):
+        return _streamed(
+            obtained,
+            filename=_filename(derivative_request.source_name, obtained.output.extension),
+            config=config,
+        )
     cache_control = (
         config.DERIVATIVES_CACHE_CONTROL
         if derivative_request.version is not None
@@ -96,6 +106,25 @@ async def derivative_response(
 def _filename(source_name: str, extension: str) -> str:
     stem = posixpath.splitext(posixpath.basename(source_name))[0] or "derivative"
     return f"{stem}.{extension}"
+
+
+def _streamed(streaming: Streaming, *, filename: str, config: Config) -> StreamingHttpResponse:
+    """A derivative's bytes as they are made: chunked, and no cache keeps this first copy.
+
+    Its first bytes are sent before the command has succeeded (not yet a
+    validated representation): ``no-store``, and no validators. If the run
+    fails, the body raises and the server cuts the response (no last chunk).
+    """
+    response = StreamingHttpResponse(
+        streaming.body,
+        content_type=with_charset(streaming.output.content_type, config.TEXT_CHARSET),
+    )
+    response["Cache-Control"] = _STREAMED_CACHE_CONTROL
+    response["Content-Disposition"] = content_disposition(filename, as_attachment=False)
+    response["X-Content-Type-Options"] = "nosniff"
+    if streaming.varies:
+        response["Vary"] = "Accept"
+    return response
 
 
 async def _deliver(

@@ -6,12 +6,15 @@ Environment (set by the tests):
 - ``FILERESPONSE_TEST_DERIVATIVES_STORAGE``: an alias of ``STORAGES`` (e.g. ``minio``)
   to store derivatives in instead;
 - ``FILERESPONSE_TEST_LOCK_DIR``: the directory of the lock files;
+- ``FILERESPONSE_TEST_SETTINGS``: more ``FILERESPONSE`` keys, as JSON (e.g. the
+  ``DERIVATIVES_COMMANDS`` of tests/test_derivative_streaming.py);
 - and those of tests/project/settings.py (media root, MinIO).
 
 ``fileresponse.derivatives`` logs at INFO to stderr, so the server's log shows
 each ``generated`` record.
 """
 
+import json
 import os
 
 from tests.project.settings import *  # noqa: F403
@@ -24,6 +27,7 @@ FILERESPONSE = {
     "DERIVATIVES_STORAGE": os.environ.get("FILERESPONSE_TEST_DERIVATIVES_STORAGE") or None,
     "DERIVATIVES_LOCK_DIR": os.environ.get("FILERESPONSE_TEST_LOCK_DIR") or None,
     "DERIVATIVES_WORKERS": 1,
+    **json.loads(os.environ.get("FILERESPONSE_TEST_SETTINGS") or "{}"),
 }
 
 LOGGING = {

@@ -12,12 +12,18 @@ libraries only when it runs.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import import_string
 
+from fileresponse.derivatives.exceptions import SpecMismatch
+
+from .audio import AudioProcessor
 from .base import Job, JobInput, Output, Processor, Result
+from .command import CommandProcessor
 from .imaging import ENGINES, Engine, ImageProcessor, engine_module, get_engine
+from .pdf import PdfProcessor
+from .video import VideoProcessor
 
 __all__ = [
     "ENGINES",
@@ -37,11 +43,20 @@ __all__ = [
     "unregister_processor",
 ]
 
+if TYPE_CHECKING:
+    from fileresponse.derivatives.spec import Spec
+
 #: The processor of sources that no processor claims by name.
 DEFAULT_KIND = "image"
 
 _lock = threading.Lock()
-_processors: dict[str, Processor] = {"image": ImageProcessor()}
+_processors: dict[str, Processor] = {
+    "image": ImageProcessor(),
+    "command": CommandProcessor(),
+    "pdf": PdfProcessor(),
+    "video": VideoProcessor(),
+    "audio": AudioProcessor(),
+}
 
 
 def register_processor(processor: Processor) -> None:
@@ -71,8 +86,18 @@ def get_processor(kind: str) -> Processor:
         return _processors[kind]
 
 
-def processor_for(source_name: str) -> Processor:
-    """The processor of a source: the last registered that claims its name, else ``image``."""
+def processor_for(source_name: str, spec: Spec | None = None) -> Processor:
+    """The processor of a source: the last registered that claims its name, else ``image``.
+
+    A spec of kind ``command`` (``run=name``) goes to the ``command`` processor,
+    whatever the source (:class:`SpecMismatch` if none is registered).
+    """
+    if spec is not None and spec.kind == "command":
+        with _lock:
+            command = _processors.get("command")
+        if command is None:
+            raise SpecMismatch("no command processor")
+        return command
     for processor in reversed(processors()):
         if processor.claims(source_name):
             return processor

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from fileresponse.conf import Config
     from fileresponse.derivatives.spec import Spec
 
-__all__ = ["Job", "JobInput", "Output", "Processor", "Result"]
+__all__ = ["Command", "Job", "JobInput", "Output", "Processor", "Result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,20 @@ class JobInput:
     path: str | None = None
     data: bytes | None = None
     identity: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An external command whose standard output is the derivative (a streaming processor's).
+
+    ``argv`` is run as is, never through a shell; with ``stdin`` the source is
+    its standard input, else ``argv`` names it (the job's input path).
+    """
+
+    argv: tuple[str, ...]
+    stdin: bool = False
+    #: Seconds it may run; ``None``: ``DERIVATIVES_TIMEOUT``.
+    timeout: float | None = None
 
 
 class Job(Protocol):
@@ -62,6 +76,10 @@ class Processor(abc.ABC):
     kind: ClassVar[str]
     #: Lower-case suffixes of the source names this processor takes (``.jpg``, ...).
     suffixes: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the server process runs its :meth:`command` and streams the output to
+    #: the first clients while it is made (:mod:`fileresponse.derivatives.streaming`),
+    #: instead of :meth:`run` in a worker.
+    streams: ClassVar[bool] = False
 
     def claims(self, source_name: str) -> bool:
         """Whether a source of this name is of this processor's kind."""
@@ -97,6 +115,10 @@ class Processor(abc.ABC):
     @abc.abstractmethod
     def job(self, spec: Spec, output: Output, source: JobInput, config: Config) -> Job:
         """The job that makes ``output`` of ``source`` by ``spec``."""
+
+    def command(self, job: Any) -> Command:
+        """The command that makes the derivative of ``job`` on its stdout (``streams`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     @staticmethod
     @abc.abstractmethod

@@ -44,6 +44,7 @@ from fileresponse.derivatives.processors.jobs import (
     open_local,
     source_box,
 )
+from fileresponse.derivatives.spec import Spec
 
 __all__ = [
     "CONTENT_TYPES",
@@ -51,6 +52,7 @@ __all__ = [
     "INPUT_FORMATS",
     "ImageJob",
     "ImageResult",
+    "finish_image",
     "output_formats",
     "process_image",
     "source_box",
@@ -92,16 +94,33 @@ def process_image(job: ImageJob) -> ImageResult:
             raise NotAnImage("source is not an image of a supported format") from None
         except (OSError, SyntaxError, ValueError, EOFError) as error:
             raise CorruptImage(f"source image cannot be decoded: {_short(error)}") from None
+    return _encode(image, job.output_format, job.spec.quality)
+
+
+def finish_image(image: Image.Image, spec: Spec, output_format: str) -> ImageResult:
+    """Steps 3 to 6 for an image decoded elsewhere (a PDF page, a video frame).
+
+    ``image`` is upright already; the spec's box, mode, gravity and quality
+    apply as to any image.
+    """
+    if output_format not in output_formats():
+        raise UnsupportedFormat(f"unsupported format: {output_format}")
+    image = _for_resampling(image)
+    width, height = image.size
+    box = source_box(spec, width, height)
+    image = _apply_geometry(image, spec, box, spec.output_size(width, height), 1.0)
+    return _encode(image, output_format, spec.quality)
+
+
+def _encode(image: Image.Image, output_format: str, quality: int | None) -> ImageResult:
+    """Colour to sRGB, the encoder's mode, no metadata: the derivative's bytes."""
     image = _to_srgb(image)
-    image = _for_format(image, job.output_format)
+    image = _for_format(image, output_format)
     buffer = io.BytesIO()
     image.info = {}  # no metadata goes out: the encoders read some of it from here
-    image.save(buffer, format=_PILLOW_NAMES[job.output_format], **_save_options(job))
+    image.save(buffer, format=_PILLOW_NAMES[output_format], **_save_options(output_format, quality))
     return ImageResult(
-        data=buffer.getvalue(),
-        width=image.width,
-        height=image.height,
-        format=job.output_format,
+        data=buffer.getvalue(), width=image.width, height=image.height, format=output_format
     )
 
 
@@ -155,6 +174,18 @@ def _decode(file: IO[bytes], job: ImageJob) -> Image.Image:
     opened.load()
     image: Image.Image = ImageOps.exif_transpose(opened) if orientation != 1 else opened
     image = _for_resampling(image)
+    return _apply_geometry(image, spec, box, (out_width, out_height), draft_factor)
+
+
+def _apply_geometry(
+    image: Image.Image,
+    spec: Spec,
+    box: tuple[float, float, float, float],
+    size: tuple[int, int],
+    draft_factor: float,
+) -> Image.Image:
+    """Cut ``box`` (in source pixels; ``draft_factor`` of them decoded) out, at ``size``."""
+    out_width, out_height = size
     left, top, right, bottom = (edge * draft_factor for edge in box)
     if spec.mode == "crop" and draft_factor == 1.0:
         return image.crop((round(left), round(top), round(right), round(bottom)))
@@ -254,11 +285,10 @@ def _for_format(image: Image.Image, output_format: str) -> Image.Image:
     return image
 
 
-def _save_options(job: ImageJob) -> dict[str, object]:
-    output_format = job.output_format
+def _save_options(output_format: str, quality: int | None) -> dict[str, object]:
     if output_format == "png":
         return {"compress_level": 6}
-    quality = job.spec.quality or DEFAULT_QUALITY[output_format]
+    quality = quality or DEFAULT_QUALITY[output_format]
     if output_format == "jpeg":
         return {"quality": quality}
     if output_format == "webp":

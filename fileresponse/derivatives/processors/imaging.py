@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
-from fileresponse.derivatives.exceptions import DerivativeLimitExceeded, UnsupportedFormat
+from fileresponse.derivatives.exceptions import (
+    DerivativeLimitExceeded,
+    SpecMismatch,
+    UnsupportedFormat,
+)
 from fileresponse.http.headers import accepted_types
 
 from .base import JobInput, Output, Processor
@@ -133,7 +137,12 @@ class ImageProcessor(Processor):
         return get_engine(config.DERIVATIVES_ENGINE).version
 
     def check(self, spec: Spec, config: Config) -> None:
-        """``400`` for a box beyond ``DERIVATIVES_MAX_WIDTH``/``_HEIGHT``, before any work."""
+        """``400`` before any work: a spec of another kind, a box beyond the limits.
+
+        The limits are ``DERIVATIVES_MAX_WIDTH`` and ``DERIVATIVES_MAX_HEIGHT``.
+        """
+        if spec.kind != "image":
+            raise SpecMismatch(f"an image source takes image specs, not {spec.kind}")
         if spec.width is not None and spec.width > config.DERIVATIVES_MAX_WIDTH:
             raise DerivativeLimitExceeded(
                 f"width {spec.width} over the limit {config.DERIVATIVES_MAX_WIDTH}"

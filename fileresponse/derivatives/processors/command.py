@@ -1,0 +1,175 @@
+"""The ``command`` processor: external programs registered by name, run for ``run=name`` specs.
+
+``DERIVATIVES_COMMANDS`` maps a name to ``argv`` (a list, never a shell line),
+the output ``formats`` it writes, a ``timeout`` and whether it reads the source
+on ``stdin``. Placeholders (``{input}``, ``{format}``, ``{width}``,
+``{height}``, ``{quality}``) are filled with validated values only. The output
+is the command's stdout, streamed to the first clients while it is made
+(:mod:`fileresponse.derivatives.streaming`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from fileresponse.derivatives.exceptions import (
+    CommandFailed,
+    DerivativeLimitExceeded,
+    ProcessingUnavailable,
+    SpecMismatch,
+    UnsupportedFormat,
+)
+from fileresponse.derivatives.spec import InvalidSpec
+
+from .base import Command, JobInput, Output, Processor
+
+if TYPE_CHECKING:
+    from fileresponse.conf import Config
+    from fileresponse.derivatives.spec import Spec
+
+__all__ = ["CommandJob", "CommandProcessor", "CommandResult"]
+
+_EXTENSIONS = {"jpeg": "jpg"}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandJob:
+    """One run of a registered command: its ``argv`` filled in, where its input comes from."""
+
+    name: str
+    argv: tuple[str, ...]
+    stdin: bool
+    timeout: float
+    output_format: str
+    #: The source: a path (``{input}``, or opened as stdin).
+    path: str
+
+    @property
+    def processor(self) -> str:
+        return "fileresponse.derivatives.processors.command.CommandProcessor"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    data: bytes
+    name: str
+
+    @property
+    def summary(self) -> str:
+        return f"command {self.name}"
+
+
+def _entry(spec: Spec, config: Config) -> Mapping[str, Any]:
+    name = getattr(spec, "command", None)
+    entry = config.DERIVATIVES_COMMANDS.get(name or "")
+    if entry is None:
+        raise InvalidSpec(f"unknown command {name!r}")
+    return entry
+
+
+def _output(output_format: str, content_type: str) -> Output:
+    return Output(output_format, _EXTENSIONS.get(output_format, output_format), content_type)
+
+
+class CommandProcessor(Processor):
+    """External commands (``run=grayscale``); it claims no source by name: specs route to it."""
+
+    kind = "command"
+    streams = True
+    suffixes: ClassVar[frozenset[str]] = frozenset()
+
+    def version(self, config: Config) -> str:
+        """``command-<digest of the table>``: a changed command makes new derivatives."""
+        table = json.dumps(config.DERIVATIVES_COMMANDS, sort_keys=True, default=list)
+        return f"command-{hashlib.blake2b(table.encode(), digest_size=5).hexdigest()}"
+
+    def check(self, spec: Spec, config: Config) -> None:
+        """``400`` for another kind, an unknown command, a value its ``argv`` needs and lacks."""
+        if spec.kind != "command":
+            raise SpecMismatch(f"the command processor takes run=... specs, not {spec.kind}")
+        entry = _entry(spec, config)
+        if spec.width is not None and spec.width > config.DERIVATIVES_MAX_WIDTH:
+            raise DerivativeLimitExceeded(
+                f"width {spec.width} over the limit {config.DERIVATIVES_MAX_WIDTH}"
+            )
+        if spec.height is not None and spec.height > config.DERIVATIVES_MAX_HEIGHT:
+            raise DerivativeLimitExceeded(
+                f"height {spec.height} over the limit {config.DERIVATIVES_MAX_HEIGHT}"
+            )
+        values = {"width": spec.width, "height": spec.height, "quality": spec.quality}
+        for placeholder, value in values.items():
+            if value is None and any(f"{{{placeholder}}}" in item for item in entry["argv"]):
+                raise InvalidSpec(f"command {spec.command!r} needs a {placeholder}")
+
+    def choose_output(
+        self, spec: Spec, source_name: str, accept: str | None, config: Config
+    ) -> tuple[Output, bool]:
+        """The spec's format if the command writes it, else the command's first format."""
+        formats: Mapping[str, str] = _entry(spec, config)["formats"]
+        chosen: str = spec.format or next(iter(formats))
+        if chosen not in formats:
+            raise UnsupportedFormat(
+                f"command {spec.command!r} writes {', '.join(formats)}, not {chosen}"
+            )
+        return _output(chosen, formats[chosen]), False
+
+    def output(self, output_format: str, config: Config) -> Output:
+        for entry in config.DERIVATIVES_COMMANDS.values():
+            if output_format in entry["formats"]:
+                return _output(output_format, entry["formats"][output_format])
+        raise UnsupportedFormat(f"unsupported format: {output_format}")
+
+    def output_choices(self, spec: Spec, source_name: str, config: Config) -> list[Output]:
+        return [self.choose_output(spec, source_name, None, config)[0]]
+
+    def job(self, spec: Spec, output: Output, source: JobInput, config: Config) -> CommandJob:
+        if source.path is None:
+            raise ValueError("a command job needs its source as a file (see streaming)")
+        entry = _entry(spec, config)
+        values = {
+            "input": source.path,
+            "format": output.format,
+            "width": "" if spec.width is None else str(spec.width),
+            "height": "" if spec.height is None else str(spec.height),
+            "quality": "" if spec.quality is None else str(spec.quality),
+        }
+        stdin = bool(entry.get("stdin", False))
+        return CommandJob(
+            name=str(spec.command),
+            argv=tuple(item.format_map(values) for item in entry["argv"]),
+            stdin=stdin,
+            timeout=float(entry.get("timeout") or config.DERIVATIVES_TIMEOUT),
+            output_format=output.format,
+            path=source.path,
+        )
+
+    def command(self, job: CommandJob) -> Command:
+        return Command(job.argv, stdin=job.stdin, timeout=job.timeout)
+
+    @staticmethod
+    def run(job: CommandJob) -> CommandResult:
+        """Run the command to its end (in a worker); the server streams it instead."""
+        with open(job.path, "rb") if job.stdin else open("/dev/null", "rb") as stdin:
+            try:
+                finished = subprocess.run(  # argv from the settings: no shell
+                    job.argv,
+                    stdin=stdin,
+                    capture_output=True,
+                    timeout=job.timeout,
+                    start_new_session=True,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise ProcessingUnavailable(
+                    f"command {job.name!r} took longer than {job.timeout:g}s"
+                ) from None
+            except OSError as error:
+                raise CommandFailed(f"command {job.name!r} cannot start: {error}") from None
+        if finished.returncode != 0:
+            raise CommandFailed(f"command {job.name!r} exited with status {finished.returncode}")
+        return CommandResult(finished.stdout, job.name)
