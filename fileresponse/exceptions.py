@@ -8,6 +8,7 @@ __all__ = [
     "SourceNotFound",
     "SourceUnavailable",
     "StorageError",
+    "StreamCut",
     "UnsafePath",
 ]
 
@@ -56,3 +57,12 @@ class StorageError(FileResponseError):
     """
 
     status_code = 500
+
+
+class StreamCut(Exception):
+    """A streamed body cannot be finished (the run it followed failed).
+
+    Raised from the body once its first bytes are sent: the ASGI handler logs
+    it and stops, so the server closes the connection without the last chunk
+    and the client sees an incomplete transfer.
+    """

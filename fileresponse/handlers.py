@@ -3,16 +3,18 @@
 :class:`AsyncFileASGIHandler` subclasses Django's ``ASGIHandler`` and
 overrides two narrow hooks: ``run_get_response`` (to hand the connection's
 ASGI extensions to the response) and ``send_response`` (to let an
-:class:`~fileresponse.responses.AsyncFileResponse` send itself). Every other
-response goes through Django's own code unchanged. It also answers the ASGI
-lifespan protocol, which Django's handler refuses, to end the derivative
-workers at shutdown. ``ASGIHandler`` is not public API, so the test suite
-runs against every supported Django version.
+:class:`~fileresponse.responses.AsyncFileResponse` send itself, and to end a
+body cut by :class:`~fileresponse.exceptions.StreamCut` with one log line and
+no last message). Every other response goes through Django's own code
+unchanged. It also answers the ASGI lifespan protocol, which Django's handler
+refuses, to end the derivative workers at shutdown. ``ASGIHandler`` is not
+public API, so the test suite runs against every supported Django version.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -20,9 +22,12 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 
 from .asgi_types import Send
+from .exceptions import StreamCut
 from .responses import AsyncFileResponse
 
 __all__ = ["AsyncFileASGIHandler", "encode_headers"]
+
+logger = logging.getLogger("fileresponse")
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -77,4 +82,9 @@ class AsyncFileASGIHandler(ASGIHandler):
         if isinstance(response, AsyncFileResponse) and response.streams_itself:
             await response.send_asgi(send, encode_headers(response))
             return
-        await super().send_response(response, send)
+        try:
+            await super().send_response(response, send)
+        except StreamCut as cut:
+            # No last message: the server closes the connection, the client sees the
+            # transfer incomplete (a traceback would say nothing more than this line).
+            logger.warning("streamed response cut: %s", cut)

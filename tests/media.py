@@ -43,13 +43,21 @@ def _make(arguments: list[str], target: Path) -> Path:
 
 
 def video(
-    target: Path, *, seconds: float = 3, size: str = "320x240", rate: int = 25, audio: bool = True
+    target: Path,
+    *,
+    seconds: float = 3,
+    size: str = "320x240",
+    rate: int = 25,
+    audio: bool = True,
+    bitrate: str | None = None,
 ) -> Path:
-    """An H.264 MP4 of ffmpeg's test pattern (with a 440 Hz tone)."""
+    """An H.264 MP4 of ffmpeg's test pattern (with a 440 Hz tone); ``bitrate``: ``"300k"``."""
     sources = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}"]
     if audio:
         sources += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
     codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if bitrate is not None:
+        codecs += ["-b:v", bitrate]
     if audio:
         codecs += ["-c:a", "aac", "-shortest"]
     return _make([*sources, *codecs], target)

@@ -345,13 +345,6 @@ async def test_a_spec_of_another_kind_is_400(site: Path, source: str, spec: str)
     assert stored(site) == []
 
 
-async def test_transcodes_are_not_made_here_yet(site: Path) -> None:
-    if processor_for("clip.mp4", parse_spec("mp4 360p")).streams:
-        pytest.skip("a streaming processor makes transcodes")
-    status, _, _ = await fetch("clip.mp4", "mp4 360p")
-    assert status == 400
-
-
 @pytest.mark.parametrize(
     ("source", "spec", "module"),
     [

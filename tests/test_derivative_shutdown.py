@@ -246,9 +246,14 @@ def _old_worker_exits(server: LiveServer, replace: Callable[[LiveServer], None])
     """Seconds for the worker that ran a miss, and its pool, to exit once it is replaced."""
     assert server.process is not None
     _miss(server)
-    (worker,) = psutil.Process(server.process.pid).children()
-    family = [worker, *worker.children(recursive=True)]
-    assert len(_pool_processes(family)) >= 2, "the worker that ran the miss owns a pool"
+    # The worker that ran the miss owns a pool; a respawn may have started its successor.
+    owners = []
+    for worker in psutil.Process(server.process.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            owners.append([worker, *worker.children(recursive=True)])
+    owners = [family for family in owners if len(_pool_processes(family)) >= 2]
+    assert len(owners) == 1, "one worker ran the miss and owns a pool"
+    (family,) = owners
     replace(server)
     elapsed, alive = _wait_gone(family, GIVE_UP_SECONDS)
     _kill([process for process in family if process.pid in alive])

@@ -116,6 +116,12 @@ class Config:
     DERIVATIVES_WORKERS: int | None = None
     #: Jobs waiting or running per server process before ``503`` (backpressure).
     DERIVATIVES_MAX_PENDING: int = 64
+    #: Runs at a time per server process of the kinds named (``kind -> count``; one
+    #: more is ``503``), pool and streamed runs alike; this mapping replaces the
+    #: default one, and kinds it does not name are bounded by DERIVATIVES_MAX_PENDING.
+    DERIVATIVES_MAX_RUNS: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({"video": 2, "audio": 4, "command": 4})
+    )
     #: Seconds one processing run may take (``503`` beyond, workers ended).
     DERIVATIVES_TIMEOUT: int = 60
     #: Seconds a request waits for another process's run of the same derivative.
@@ -176,6 +182,8 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             problems.append(wrong_type)
         elif key == "DERIVATIVES_COMMANDS":
             problems.extend(command_table_problems(value))
+        elif key == "DERIVATIVES_MAX_RUNS":
+            problems.extend(_max_runs_problems(value))
         elif (
             isinstance(value, int)
             and not isinstance(value, bool)
@@ -208,6 +216,21 @@ def validate(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+#: A kind of processor (``Processor.kind``): ``image``, ``video``, a site's own.
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def _max_runs_problems(table: Mapping[object, object]) -> list[str]:
+    problems = []
+    for kind, count in table.items():
+        where = f"DERIVATIVES_MAX_RUNS[{kind!r}]"
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            problems.append(f"{where}: a kind is 1..40 of a-z, 0-9, _ and -, from a letter")
+        elif not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            problems.append(f"{where} must be a positive int, not {count!r}")
+    return problems
+
+
 def get_config(**overrides: Any) -> Config:
     """The settings in force: defaults, then ``settings.FILERESPONSE``, then ``overrides``.
 
@@ -236,6 +259,8 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if tuple in _TYPES[key]:
             checked[key] = tuple(value)
+    if "DERIVATIVES_MAX_RUNS" in checked:
+        checked["DERIVATIVES_MAX_RUNS"] = MappingProxyType(dict(checked["DERIVATIVES_MAX_RUNS"]))
     if checked.get("DOCUMENT_ROOT") is not None:
         checked["DOCUMENT_ROOT"] = str(checked["DOCUMENT_ROOT"])
     return checked

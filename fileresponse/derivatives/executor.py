@@ -4,9 +4,10 @@ The default, :class:`ProcessPoolJobExecutor`, keeps one pool of worker
 processes per server process, created on first use (so after any fork of a
 pre-forking server such as gunicorn) with the ``forkserver`` start method (no
 fork of a process that runs threads and an event loop). At most
-``DERIVATIVES_MAX_PENDING`` jobs wait or run per server process; one more
-gets :class:`~fileresponse.derivatives.exceptions.ProcessingUnavailable`
-(``503`` with ``Retry-After``) instead of an unbounded queue.
+``DERIVATIVES_MAX_PENDING`` jobs wait or run per server process, and at most
+``DERIVATIVES_MAX_RUNS[kind]`` of a kind (:mod:`.slots`); one more gets
+:class:`~fileresponse.derivatives.exceptions.ProcessingUnavailable` (``503``
+with ``Retry-After``) instead of an unbounded queue.
 
 A worker that dies (killed, out of memory, a crash in a C library) breaks the
 pool: the job that was running gets ``503``, the pool is replaced, the next
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -52,6 +54,7 @@ from fileresponse.conf import PerSettings, get_config
 
 from .exceptions import ProcessingUnavailable
 from .processors import processors, run_job
+from .slots import take_slot
 
 if TYPE_CHECKING:
     from .processors import Job, Result
@@ -140,22 +143,24 @@ class _PoolJobExecutor:
                 )
             self._pending += 1
         try:
-            pool = self._current_pool()
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(pool, run_job, job)
-            try:
-                return await asyncio.wait_for(future, self.timeout)
-            except TimeoutError:
-                self._discard_pool(pool, kill=True)
-                raise ProcessingUnavailable(
-                    f"processing took longer than {self.timeout:g}s"
-                ) from None
-            except BrokenProcessPool:
-                self._discard_pool(pool, kill=False)
-                raise ProcessingUnavailable("a processing worker died; try again") from None
+            with take_slot(_kind_of(job), get_config()):
+                return await self._run(job)
         finally:
             with self._lock:
                 self._pending -= 1
+
+    async def _run(self, job: Job) -> Result:
+        pool = self._current_pool()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(pool, run_job, job)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            self._discard_pool(pool, kill=True)
+            raise ProcessingUnavailable(f"processing took longer than {self.timeout:g}s") from None
+        except BrokenProcessPool:
+            self._discard_pool(pool, kill=False)
+            raise ProcessingUnavailable("a processing worker died; try again") from None
 
     def shutdown(self) -> None:
         """Stop the workers once the jobs they run are done; queued jobs are cancelled."""
@@ -273,6 +278,20 @@ def _kill_workers(pool: Executor) -> None:
     for process in list(processes.values()):
         if process.is_alive():
             process.kill()
+
+
+@functools.cache
+def _kind_of_processor(dotted_path: str) -> str:
+    try:
+        processor = import_string(dotted_path)
+    except ImportError:
+        return ""  # the worker reports it
+    return str(getattr(processor, "kind", ""))
+
+
+def _kind_of(job: Job) -> str:
+    """The kind of the processor that runs ``job`` (its slots: :mod:`.slots`)."""
+    return _kind_of_processor(job.processor)
 
 
 def _default_workers() -> int:

@@ -112,7 +112,7 @@ async def obtain_derivative(
     if resolved.found is not None:
         return _obtained(resolved, resolved.found, generated=False)
     # 3. Produce once (across processes and machines), then find what was stored.
-    if resolved.processor.streams:
+    if resolved.processor.streams(spec):
         request = _stream_request(store, source_storage, spec, resolved, config)
         return await _stored(store, resolved, generated=await await_stream(request))
     generated = await _produce_once(store, source_storage, spec, resolved, config)
@@ -141,7 +141,7 @@ async def obtain_or_stream(
     )
     if resolved.found is not None:
         return _obtained(resolved, resolved.found, generated=False)
-    if not resolved.processor.streams:
+    if not resolved.processor.streams(spec):
         generated = await _produce_once(store, source_storage, spec, resolved, config)
         return await _stored(store, resolved, generated=generated)
     body = await open_stream(_stream_request(store, source_storage, spec, resolved, config))

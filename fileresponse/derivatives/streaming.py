@@ -6,8 +6,8 @@ writes stdout to a temporary file beside the final name, and hands the bytes
 to every request of this process that follows the run; exit 0 commits the
 file, anything else deletes it and cuts the responses. Followers behind the
 command read from the temporary file: memory stays bounded. Across processes
-the run holds single-flight's locks; another process waits for the stored
-file (following a run of another process live is the next step).
+the run holds single-flight's locks; another process follows its temporary
+file live (:mod:`.following`), or waits for the stored file (remote stores).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fileresponse.exceptions import StreamCut
 from fileresponse.sources.filesystem import resolve_under_root
 from fileresponse.threads import in_thread
 
@@ -33,9 +34,11 @@ from .exceptions import (
     ProcessingUnavailable,
     SourceChanged,
 )
+from .following import LiveFollower, create_live, follow_elsewhere
 from .keys import TEMP_SUFFIX, lock_key
 from .processors import JobInput, Output, Processor
 from .singleflight import get_single_flight
+from .slots import RunSlot, take_slot
 from .spool import spooled_source
 
 if TYPE_CHECKING:
@@ -56,10 +59,6 @@ logger = logging.getLogger("fileresponse.derivatives")
 CHUNK_SIZE = 64 * 1024
 _STDERR_TAIL = 2000
 _STDERR_WAIT = 1.0
-
-
-class StreamCut(Exception):
-    """The run a response followed failed: the response ends without its last chunk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +95,8 @@ class _Run:
         self.abandoned = False
         #: Whether this run made the derivative (``False``: another process did).
         self.made = False
+        #: Whether this process holds the locks and makes it (no run elsewhere to follow).
+        self.producing = False
         self._descriptor: int | None = None
         self._latest = (0, b"")
         self._process: asyncio.subprocess.Process | None = None
@@ -172,12 +173,13 @@ class _Run:
 
     async def _produce(self) -> None:
         request = self.request
+        self.producing = True
         started = time.perf_counter()
         async with _source_descriptor(request) as source:
-            job = request.processor.job(
-                request.spec, request.output, JobInput(f"/dev/fd/{source}"), request.config
-            )
-            command = request.processor.command(job)
+            source_input = JobInput(f"/dev/fd/{source}", descriptor=source)
+            job = request.processor.job(request.spec, request.output, source_input, request.config)
+            # May probe the source (blocking) and refuse it before the run starts.
+            command = await in_thread(request.processor.command, job)
             temporary = await in_thread(self._create_temporary)
             try:
                 await self._execute(command, source)
@@ -202,15 +204,10 @@ class _Run:
         )
 
     def _create_temporary(self) -> str:
-        """A temporary file beside the final name (on disk), or in TMPDIR; keeps it open."""
+        """The live file beside the final name (:mod:`.following`), or one in TMPDIR; open."""
         root = self.request.store.root
         if root is not None:
-            path = resolve_under_root(root, self.request.name)
-            directory, filename = os.path.split(path)
-            os.makedirs(directory, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(
-                prefix=f".{filename}.", suffix=TEMP_SUFFIX, dir=directory
-            )
+            descriptor, temporary = create_live(root, self.request.name)
         else:
             descriptor, temporary = tempfile.mkstemp(
                 prefix="fileresponse-derivative-", suffix=TEMP_SUFFIX
@@ -290,8 +287,9 @@ class _Run:
 
 
 def _command_name(spec: Spec, command: Command) -> str:
-    """The registered name (``run=name``), else the program's."""
-    return str(getattr(spec, "command", None) or os.path.basename(command.argv[0]))
+    """The registered name (``run=name``), the command's own, else the program's."""
+    name = getattr(spec, "command", None) or command.name
+    return str(name or os.path.basename(command.argv[0]))
 
 
 async def _tail(stream: asyncio.StreamReader) -> bytes:
@@ -409,8 +407,9 @@ _runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, _Run]] = 
 async def _join(request: StreamRequest) -> _Run:
     """The run of ``request``'s derivative in this process (started now if none), entered.
 
-    At most ``DERIVATIVES_MAX_PENDING`` runs at a time per process and loop;
-    one more is :class:`ProcessingUnavailable` (``503``), as in the executor.
+    At most ``DERIVATIVES_MAX_PENDING`` runs at a time per process and loop,
+    and ``DERIVATIVES_MAX_RUNS`` of a kind (:mod:`.slots`); one more is
+    :class:`ProcessingUnavailable` (``503``), as in the executor.
     """
     runs = _runs.setdefault(asyncio.get_running_loop(), {})
     key = (request.store, request.name)
@@ -420,20 +419,42 @@ async def _join(request: StreamRequest) -> _Run:
             raise ProcessingUnavailable(
                 f"too many derivatives in progress ({len(runs)})", retry_after=2
             )
+        slot = take_slot(request.processor.kind, request.config)
         run = runs[key] = _Run(request)
         task = asyncio.ensure_future(run.fly())
-        task.add_done_callback(lambda done: _forget(runs, key, run, done))
+        task.add_done_callback(lambda done: _forget(runs, key, run, slot, done))
     run.enter()
+    return run
+
+
+async def _until_live(run: _Run) -> LiveFollower | None:
+    """Wait until the entered ``run`` is live or over (it is left on an error), or return
+    the follower of another process's run on this machine as soon as that is live."""
+    request = run.request
     try:
+        if request.store.root is not None:
+            follower = await follow_elsewhere(
+                request.store.root,
+                request.name,
+                float(request.config.DERIVATIVES_TIMEOUT),
+                CHUNK_SIZE,
+                elsewhere=lambda: not (run.live or run.finished or run.producing),
+                changed=lambda: run.changed(run._changed),
+            )
+            if follower is not None:
+                return follower
         while not (run.live or run.finished):
             await run.changed(run._changed)
     except BaseException:
         run.leave()
         raise
-    return run
+    return None
 
 
-def _forget(runs: dict[_Key, _Run], key: _Key, run: _Run, task: asyncio.Future[None]) -> None:
+def _forget(
+    runs: dict[_Key, _Run], key: _Key, run: _Run, slot: RunSlot, task: asyncio.Future[None]
+) -> None:
+    slot.release()
     if runs.get(key) is run:
         del runs[key]
     if not task.cancelled():
@@ -443,11 +464,16 @@ def _forget(runs: dict[_Key, _Run], key: _Key, run: _Run, task: asyncio.Future[N
 async def open_stream(request: StreamRequest) -> AsyncIterator[bytes] | None:
     """A body that follows the run of ``request`` from its first byte, or ``None``.
 
+    The run is this process's, or another's on this machine (its live file).
     ``None``: the derivative is stored (by a run that ended before any byte
     was followed, or by another process): serve the stored file. Raises the
     run's error when it failed before its first byte.
     """
     run = await _join(request)
+    elsewhere = await _until_live(run)
+    if elsewhere is not None:
+        run.leave()  # this process's run waits on for the locks: it finds the file stored
+        return elsewhere
     if run.live:
         return _Follower(run)
     run.leave()

@@ -1,4 +1,4 @@
-"""The ``audio`` processor: a waveform picture and peaks for players, with ffmpeg.
+"""The ``audio`` processor: a waveform picture, peaks for players and transcodes, with ffmpeg.
 
 - ``waveform 800x120 png``: ffmpeg's ``showwavespic`` filter draws the whole
   source (mixed to mono) in the box, on a transparent background.
@@ -7,7 +7,8 @@
   ``{"points": 800, "duration": 3.0, "peaks": [[-0.5, 0.5], ...]}``.
 
 The source is probed and checked against ``DERIVATIVES_MAX_DURATION`` first,
-and no decoding goes past that duration.
+and no decoding goes past that duration. Transcodes (``mp3 128k``) stream from
+the server process (:mod:`.transcode`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import time
 from array import array
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from fileresponse.derivatives.exceptions import (
     CorruptMedia,
@@ -25,7 +26,7 @@ from fileresponse.derivatives.exceptions import (
     UnsupportedFormat,
 )
 
-from .base import JobInput, Output, Processor
+from .base import Command, JobInput, Output, Processor
 from .media import (
     FFmpegRun,
     MediaLimits,
@@ -36,6 +37,7 @@ from .media import (
     remaining,
     run_ffmpeg,
 )
+from .transcode import OUTPUTS, TranscodeJob, check_transcode, transcode_command, transcode_job
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -50,6 +52,7 @@ WAVEFORM_COLOR: Final = "0x4a5568"
 _OUTPUTS: Final = {
     "png": Output("png", "png", "image/png"),
     "json": Output("json", "json", "application/json"),
+    **{name: OUTPUTS[name] for name in ("mp3", "aac", "opus")},
 }
 _FORMATS: Final = {"waveform": "png", "peaks": "json"}
 
@@ -96,7 +99,7 @@ def peaks(samples: array[int], points: int) -> list[list[float]]:
 
 
 class AudioProcessor(Processor):
-    """Audio files: ``waveform WxH png`` and ``peaks N json``. Transcodes are not made here."""
+    """Audio files: ``waveform WxH png``, ``peaks N json`` (in a worker), transcodes (streamed)."""
 
     kind = "audio"
     suffixes: ClassVar[frozenset[str]] = frozenset(
@@ -106,15 +109,21 @@ class AudioProcessor(Processor):
     def version(self, config: Config) -> str:
         return "ffmpeg-1"
 
+    def streams(self, spec: Spec) -> bool:
+        return spec.operation == "transcode"
+
     def check(self, spec: Spec, config: Config) -> None:
         check_kind(spec, self.kind)
-        if spec.operation not in _FORMATS:
-            raise UnsupportedFormat("transcodes are not available yet")
-        check_box(spec, config)
+        if spec.operation == "transcode":
+            check_transcode(spec, config)
+        else:
+            check_box(spec, config)
 
     def choose_output(
         self, spec: Spec, source_name: str, accept: str | None, config: Config
     ) -> tuple[Output, bool]:
+        if spec.operation == "transcode":
+            return self.output(spec.format or "mp3", config), False
         return self.output(spec.format or _FORMATS[spec.operation or "peaks"], config), False
 
     def output(self, output_format: str, config: Config) -> Output:
@@ -126,10 +135,14 @@ class AudioProcessor(Processor):
     def output_choices(self, spec: Spec, source_name: str, config: Config) -> list[Output]:
         return [self.choose_output(spec, source_name, None, config)[0]]
 
-    def job(self, spec: Spec, output: Output, source: JobInput, config: Config) -> AudioJob:
+    def job(
+        self, spec: Spec, output: Output, source: JobInput, config: Config
+    ) -> AudioJob | TranscodeJob:
         operation = spec.operation
+        if operation == "transcode":
+            return transcode_job("audio", spec, output, source, config)
         if operation != "waveform" and operation != "peaks":
-            raise UnsupportedFormat("transcodes are not available yet")
+            raise UnsupportedFormat(f"unsupported audio operation: {operation}")
         return AudioJob(
             operation=operation,
             limits=MediaLimits.from_config(config),
@@ -141,8 +154,14 @@ class AudioProcessor(Processor):
             identity=source.identity,
         )
 
+    def command(self, job: Any) -> Command:
+        """The ffmpeg command of a transcode, once its source is probed and checked."""
+        return transcode_command(job)
+
     @staticmethod
-    def run(job: AudioJob) -> AudioResult:
+    def run(job: AudioJob | TranscodeJob) -> AudioResult:
+        if not isinstance(job, AudioJob):
+            raise TypeError("a transcode is streamed by the server process, not run in a worker")
         limits = job.limits
         deadline = time.monotonic() + limits.timeout
         with media_input(job.path, job.data, job.identity) as (source, descriptors):

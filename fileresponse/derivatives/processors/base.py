@@ -37,6 +37,9 @@ class JobInput:
     path: str | None = None
     data: bytes | None = None
     identity: tuple[int, int] | None = None
+    #: An open descriptor of the source in this process (a streamed run), named by
+    #: ``path`` as ``/dev/fd/N``: pass it to the programs that read ``path``.
+    descriptor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class Command:
     stdin: bool = False
     #: Seconds it may run; ``None``: ``DERIVATIVES_TIMEOUT``.
     timeout: float | None = None
+    #: What the log calls it; ``None``: the program's name.
+    name: str | None = None
 
 
 class Job(Protocol):
@@ -76,10 +81,12 @@ class Processor(abc.ABC):
     kind: ClassVar[str]
     #: Lower-case suffixes of the source names this processor takes (``.jpg``, ...).
     suffixes: ClassVar[frozenset[str]] = frozenset()
-    #: Whether the server process runs its :meth:`command` and streams the output to
-    #: the first clients while it is made (:mod:`fileresponse.derivatives.streaming`),
-    #: instead of :meth:`run` in a worker.
-    streams: ClassVar[bool] = False
+
+    def streams(self, spec: Spec) -> bool:
+        """Whether the server process runs :meth:`command` for ``spec`` and streams the output
+        to the first clients while it is made (:mod:`fileresponse.derivatives.streaming`),
+        instead of :meth:`run` in a worker."""
+        return False
 
     def claims(self, source_name: str) -> bool:
         """Whether a source of this name is of this processor's kind."""
@@ -117,7 +124,11 @@ class Processor(abc.ABC):
         """The job that makes ``output`` of ``source`` by ``spec``."""
 
     def command(self, job: Any) -> Command:
-        """The command that makes the derivative of ``job`` on its stdout (``streams`` only)."""
+        """The command that makes the derivative of ``job`` on its stdout (``streams`` only).
+
+        Called in an I/O thread just before the run: it may read the source (a probe)
+        and raise a ``ProcessingError``, which fails the run before its first byte.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     @staticmethod

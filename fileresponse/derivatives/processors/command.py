@@ -80,8 +80,10 @@ class CommandProcessor(Processor):
     """External commands (``run=grayscale``); it claims no source by name: specs route to it."""
 
     kind = "command"
-    streams = True
     suffixes: ClassVar[frozenset[str]] = frozenset()
+
+    def streams(self, spec: Spec) -> bool:
+        return True
 
     def version(self, config: Config) -> str:
         """``command-<digest of the table>``: a changed command makes new derivatives."""

@@ -311,7 +311,11 @@ def missing_libraries(config: Config) -> list[str]:
 
 
 #: What each media kind's specs look like, for the reason of a ``SpecMismatch``.
-_SPEC_EXAMPLES: Final = {"pdf": "page=...", "video": "poster t=...", "audio": "peaks, waveform"}
+_SPEC_EXAMPLES: Final = {
+    "pdf": "page=...",
+    "video": "poster t=..., mp4, webm",
+    "audio": "peaks, waveform, mp3, aac, opus",
+}
 
 
 def check_kind(spec: Spec, kind: str) -> None:

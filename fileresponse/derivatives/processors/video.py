@@ -1,10 +1,11 @@
-"""The ``video`` processor: a poster frame (``poster t=2s 320x180 jpeg``), with ffmpeg.
+"""The ``video`` processor: a poster frame (``poster t=2s 320x180 jpeg``) and transcodes.
 
 The source is probed (:func:`.media.probe`) and checked against
 ``DERIVATIVES_MAX_DURATION`` and the frame limits before any frame is
 decoded; ffmpeg seeks (``-ss`` before ``-i``: to the key frame before, then
 decodes up to the time) and writes one frame as PNG, which the Pillow helpers
-of :mod:`.image` cut, scale and encode like any image.
+of :mod:`.image` cut, scale and encode like any image. Transcodes (``mp4 360p``)
+stream from the server process (:mod:`.transcode`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from fileresponse.derivatives.exceptions import (
     BeyondSource,
     CorruptMedia,
     ProcessingUnavailable,
-    UnsupportedFormat,
 )
 
-from .base import JobInput, Output, Processor
+from .base import Command, JobInput, Output, Processor
 from .media import (
     MediaInfo,
     MediaLimits,
@@ -36,6 +36,7 @@ from .media import (
     run_ffmpeg,
     still_output,
 )
+from .transcode import OUTPUTS, TranscodeJob, check_transcode, transcode_command, transcode_job
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -81,7 +82,7 @@ def seek_time(seek: float | None, seek_fraction: float | None, duration: float |
 
 
 class VideoProcessor(Processor):
-    """Videos: a poster frame as an image. Transcodes are not made here (yet)."""
+    """Videos: a poster frame as an image (in a worker), transcodes (streamed)."""
 
     kind = "video"
     suffixes: ClassVar[frozenset[str]] = frozenset(
@@ -94,24 +95,38 @@ class VideoProcessor(Processor):
     def version(self, config: Config) -> str:
         return "ffmpeg-1"
 
+    def streams(self, spec: Spec) -> bool:
+        return spec.operation == "transcode"
+
     def check(self, spec: Spec, config: Config) -> None:
         check_kind(spec, self.kind)
-        if spec.operation != "poster":
-            raise UnsupportedFormat("transcodes are not available yet")
-        check_box(spec, config)
+        if spec.operation == "transcode":
+            check_transcode(spec, config)
+        else:
+            check_box(spec, config)
 
     def choose_output(
         self, spec: Spec, source_name: str, accept: str | None, config: Config
     ) -> tuple[Output, bool]:
+        if spec.operation == "transcode":
+            return self.output(spec.format or "mp4", config), False
         return image_output(spec, accept, config, default=DEFAULT_FORMAT)
 
     def output(self, output_format: str, config: Config) -> Output:
+        if output_format in ("mp4", "webm"):
+            return OUTPUTS[output_format]
         return still_output(output_format, config)
 
     def output_choices(self, spec: Spec, source_name: str, config: Config) -> list[Output]:
+        if spec.operation == "transcode":
+            return [self.choose_output(spec, source_name, None, config)[0]]
         return image_output_choices(spec, config, default=DEFAULT_FORMAT)
 
-    def job(self, spec: Spec, output: Output, source: JobInput, config: Config) -> PosterJob:
+    def job(
+        self, spec: Spec, output: Output, source: JobInput, config: Config
+    ) -> PosterJob | TranscodeJob:
+        if spec.operation == "transcode":
+            return transcode_job("video", spec, output, source, config)
         return PosterJob(
             spec=spec,
             output_format=output.format,
@@ -123,8 +138,14 @@ class VideoProcessor(Processor):
             identity=source.identity,
         )
 
+    def command(self, job: Any) -> Command:
+        """The ffmpeg command of a transcode, once its source is probed and checked."""
+        return transcode_command(job)
+
     @staticmethod
-    def run(job: PosterJob) -> ImageResult:
+    def run(job: PosterJob | TranscodeJob) -> ImageResult:
+        if not isinstance(job, PosterJob):
+            raise TypeError("a transcode is streamed by the server process, not run in a worker")
         from PIL import Image, UnidentifiedImageError
 
         from .image import finish_image
