@@ -14,9 +14,10 @@
                        the derivative URLs in the URLconf)
 ``fileresponse.E023``  ``DERIVATIVES_EXECUTOR`` is neither a known name nor an
                        importable executor class
-``fileresponse.W030``  a media kind (pdf, video, audio) lacks its library (its extra
-                       is not installed, or ``FFMPEG`` is no executable), when
-                       derivatives are in use
+``fileresponse.E030``  a kind listed in ``DERIVATIVES_KINDS`` lacks its library (its
+                       extra is not installed, or ``FFMPEG`` is no executable)
+``fileresponse.W030``  a media kind (pdf, video, audio) lacks its library, when
+                       derivatives are in use and ``DERIVATIVES_KINDS`` is ``None``
 ``fileresponse.E031``  ``DERIVATIVES_COMMANDS`` is not valid (names, keys, ``argv``,
                        placeholders, formats)
 =====================  ==============================================================
@@ -34,6 +35,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .conf import get_config, settings_table, validate, validate_minio_types
 
 if TYPE_CHECKING:
+    from .conf import Config
     from .storage.minio.storage import MinioStorage
 
 __all__ = ["check_derivatives", "check_minio", "check_minio_storages", "check_settings"]
@@ -184,16 +186,34 @@ def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
             get_engine(config.DERIVATIVES_ENGINE)
         except ImproperlyConfigured as error:
             messages.append(Error(f"FILERESPONSE: {error}.", id="fileresponse.E022"))
-        from .derivatives.processors.media import missing_libraries
-
-        messages.extend(
-            Warning(f"FILERESPONSE: {problem}.", id="fileresponse.W030")
-            for problem in missing_libraries(config)
-        )
+        messages.extend(_kind_messages(config))
     problem = _executor_problem(config.DERIVATIVES_EXECUTOR)
     if problem is not None:
         messages.append(Error(f"FILERESPONSE: {problem}.", id="fileresponse.E023"))
     return messages
+
+
+def _kind_messages(config: Config) -> list[CheckMessage]:
+    """E030 for each listed kind without its library; W030 for each media kind under auto."""
+    if config.DERIVATIVES_KINDS is None:
+        from .derivatives.processors.media import missing_libraries
+
+        return [
+            Warning(f"FILERESPONSE: {problem}.", id="fileresponse.W030")
+            for problem in missing_libraries(config)
+        ]
+    from .derivatives.processors import processors
+
+    return [
+        Error(
+            f"FILERESPONSE: {reason}.",
+            hint=f"Install it, or leave {processor.kind!r} out of DERIVATIVES_KINDS.",
+            id="fileresponse.E030",
+        )
+        for processor in processors()
+        if processor.kind in config.DERIVATIVES_KINDS
+        and (reason := processor.unavailable(config)) is not None
+    ]
 
 
 def _derivatives_in_use(configured: Mapping[str, Any]) -> bool:

@@ -428,9 +428,20 @@ async def test_warm_awaits_a_streaming_run_to_its_end(in_process: Path) -> None:
 
 
 async def test_a_store_elsewhere_gets_the_output_at_the_end(
-    in_process: Path, settings: Any
+    in_process: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A remote source is copied first; a remote store gets the output in one save."""
+    """A remote source is copied first; a remote store gets the output in one save,
+    read from the temporary file in pieces (never the whole output in memory)."""
+    from fileresponse.derivatives.store import DerivativeStore
+
+    saved_as: list[type] = []
+    save = DerivativeStore.save
+
+    def recording_save(self: DerivativeStore, name: str, data: Any) -> None:
+        saved_as.append(type(data))
+        save(self, name, data)
+
+    monkeypatch.setattr(DerivativeStore, "save", recording_save)
     settings.FILERESPONSE = {**settings.FILERESPONSE, "DERIVATIVES_STORAGE": "memory"}
     memory = storages["memory"]
     data = secrets.token_bytes(2 * 1024 * 1024)  # spooled to a file (beyond 1 MiB)
@@ -446,7 +457,42 @@ async def test_a_store_elsewhere_gets_the_output_at_the_end(
         assert isinstance(stored, Obtained)
         stored.stored.source.close()
         assert memory.open(stored.stored.name).read() == expected
+    assert saved_as
+    assert saved_as[-1] is not bytes, "the output went as a file, not as bytes"
     assert not glob.glob(os.path.join(tempfile.gettempdir(), "fileresponse-derivative-*"))
+
+
+LIMITS = (
+    "import resource, sys, time; time.sleep(0.5); "
+    "print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_CPU)[0])"
+)
+HOG = "import time; time.sleep(0.5); block = bytearray(400 * 1024 * 1024); print(len(block))"
+
+
+async def test_a_command_runs_within_its_resource_limits(in_process: Path, settings: Any) -> None:
+    """``max_memory`` and ``max_cpu`` (RLIMIT_AS, RLIMIT_CPU) hold for the command it runs."""
+    commands = {
+        "limits": {
+            "argv": [sys.executable, "-c", LIMITS],
+            "formats": {"txt": "text/plain"},
+            "max_memory": 300 * 1024 * 1024,
+            "max_cpu": 7,
+        },
+        "hog": {
+            "argv": [sys.executable, "-c", HOG],
+            "formats": {"txt": "text/plain"},
+            "max_memory": 300 * 1024 * 1024,
+        },
+    }
+    settings.FILERESPONSE = {**settings.FILERESPONSE, "DERIVATIVES_COMMANDS": commands}
+    default_storage.save("e.bin", ContentFile(b"x"))
+    made = await obtain_derivative(default_storage, "default", "e.bin", parse_spec("run=limits"))
+    made.stored.source.close()
+    output = await asyncio.to_thread((in_process / made.stored.name).read_text)
+    assert output.split() == [str(300 * 1024 * 1024), "7"]
+    with pytest.raises(CommandFailed, match="exited with status"):
+        await obtain_derivative(default_storage, "default", "e.bin", parse_spec("run=hog"))
+    assert not await asyncio.to_thread(lambda: list(in_process.rglob("*.txt.*")))
 
 
 async def test_a_failure_before_the_first_byte_is_an_error_status(in_process: Path) -> None:

@@ -41,6 +41,7 @@ from .tables import (
 __all__ = [
     "DEFAULTS",
     "DELIVERY_MODES",
+    "DERIVATIVE_KINDS",
     "MINIO_DEFAULTS",
     "Config",
     "MinioConfig",
@@ -148,6 +149,10 @@ class Config:
     DERIVATIVES_COMMANDS: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    #: The built-in kinds of derivatives this site makes (of ``DERIVATIVE_KINDS``); ``None``:
+    #: each one whose library is installed. A kind listed without its extra fails the
+    #: checks (``fileresponse.E030``); one left out is refused with ``501``.
+    DERIVATIVES_KINDS: tuple[str, ...] | None = None
     #: Whether a streamed derivative's command is killed once no client follows it
     #: (``False``: it runs on and is stored for the next request).
     DERIVATIVES_STREAM_ABANDON: bool = False
@@ -157,6 +162,9 @@ DEFAULTS: Mapping[str, Any] = {item.name: default_of(item) for item in fields(Co
 
 
 _TYPES = types_of(Config)
+
+#: The built-in kinds of derivatives (``Processor.kind``), as ``DERIVATIVES_KINDS`` names them.
+DERIVATIVE_KINDS: tuple[str, ...] = ("image", "pdf", "video", "audio", "command")
 
 
 #: RFC 9110 section 5.6.2; a charset name is a token (section 8.3.2).
@@ -196,6 +204,13 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             and not all(isinstance(alias, str) for alias in value)
         ):
             problems.append(f"{key} must hold storage aliases (str)")
+        elif (
+            key == "DERIVATIVES_KINDS"
+            and isinstance(value, tuple | list)
+            and not all(isinstance(kind, str) and kind in DERIVATIVE_KINDS for kind in value)
+        ):
+            kinds = ", ".join(repr(kind) for kind in DERIVATIVE_KINDS)
+            problems.append(f"{key} may hold {kinds} only, not {list(value)!r}")
         elif (
             key == "DERIVATIVES_DENSITIES"
             and isinstance(value, tuple | list)
@@ -257,7 +272,7 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ImproperlyConfigured("FILERESPONSE: " + "; ".join(problems))
     checked = dict(values)
     for key, value in values.items():
-        if tuple in _TYPES[key]:
+        if tuple in _TYPES[key] and value is not None:
             checked[key] = tuple(value)
     if "DERIVATIVES_MAX_RUNS" in checked:
         checked["DERIVATIVES_MAX_RUNS"] = MappingProxyType(dict(checked["DERIVATIVES_MAX_RUNS"]))

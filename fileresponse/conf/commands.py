@@ -12,7 +12,7 @@ from .tables import is_positive_number
 __all__ = ["COMMAND_PLACEHOLDERS", "command_table_problems"]
 
 _COMMAND_NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
-_COMMAND_KEYS = frozenset({"argv", "formats", "timeout", "stdin"})
+_COMMAND_KEYS = frozenset({"argv", "formats", "timeout", "stdin", "max_memory", "max_cpu"})
 _FORMAT_NAME = re.compile(r"^[a-z0-9]{1,10}$")
 #: The placeholders an ``argv`` item may hold, each substituted by a validated value.
 COMMAND_PLACEHOLDERS = frozenset({"input", "format", "width", "height", "quality"})
@@ -53,9 +53,14 @@ def command_table_problems(table: Mapping[str, Any]) -> list[str]:
             for key, value in formats.items()
         ):
             problems.append(f"{where}['formats'] must map names like 'png' to content types")
-        timeout = entry.get("timeout")
-        if timeout is not None and not is_positive_number(timeout):
-            problems.append(f"{where}['timeout'] must be a positive number of seconds")
+        for key, unit in (
+            ("timeout", "seconds"),
+            ("max_cpu", "CPU seconds"),
+            ("max_memory", "bytes"),
+        ):
+            value = entry.get(key)
+            if value is not None and not is_positive_number(value):
+                problems.append(f"{where}[{key!r}] must be a positive number of {unit}")
         if not isinstance(entry.get("stdin", False), bool):
             problems.append(f"{where}['stdin'] must be True or False")
     return problems

@@ -15,6 +15,7 @@ __all__ = [
     "CorruptMedia",
     "DerivativeLimitExceeded",
     "InsufficientStorage",
+    "KindUnavailable",
     "NotAnImage",
     "ProcessingError",
     "ProcessingUnavailable",
@@ -84,6 +85,16 @@ class CommandFailed(ProcessingError):
     """An external command of a processor exited with an error: ``502``."""
 
     status_code = 502
+
+
+class KindUnavailable(ProcessingError):
+    """The kind of the spec is not enabled here (``DERIVATIVES_KINDS``) or lacks its library:
+    ``501``, refused before any work.
+
+    About the site, not the source: never remembered by the negative cache.
+    """
+
+    status_code = 501
 
 
 class ProcessingUnavailable(SourceUnavailable):

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fileresponse.conf import Config, get_config
+from fileresponse.conf import DERIVATIVE_KINDS, Config, get_config
 from fileresponse.threads import in_thread
 
-from .exceptions import ProcessingError, ProcessingUnavailable
+from .exceptions import KindUnavailable, ProcessingError, ProcessingUnavailable
 from .executor import get_executor
 from .keys import derivative_name, lock_key
 from .originals import SourceState, stat_original
@@ -160,8 +160,10 @@ async def _resolve(
     output: Output | str | None,
     config: Config,
 ) -> _Resolved:
-    # 1. Resolve: the processor of this kind of source (or spec), its limits, the output.
+    # 1. Resolve: the processor of this kind of source (or spec), enabled and installed
+    # here, its limits, the output.
     processor = processor_for(source_name, spec)
+    _check_available(processor, config)
     processor.check(spec, config)
     varies = False
     if output is None:
@@ -174,6 +176,17 @@ async def _resolve(
         _look_up, store, source_storage, storage_alias, source_name, spec, output, config, engine
     )
     return _Resolved(processor, output, varies, engine, state, name, found)
+
+
+def _check_available(processor: Processor, config: Config) -> None:
+    """``KindUnavailable`` (``501``) for a built-in kind left out of ``DERIVATIVES_KINDS``,
+    or a kind whose library is missing; a site's own kinds are not listed there."""
+    kinds = config.DERIVATIVES_KINDS
+    if kinds is not None and processor.kind in DERIVATIVE_KINDS and processor.kind not in kinds:
+        raise KindUnavailable(f"{processor.kind} derivatives are not enabled (DERIVATIVES_KINDS)")
+    reason = processor.unavailable(config)
+    if reason is not None:
+        raise KindUnavailable(reason)
 
 
 async def _produce_once(
@@ -321,7 +334,7 @@ class _NegativeCache:
         self._lock = threading.Lock()
 
     def remember(self, name: str, error: ProcessingError, ttl: int | None) -> None:
-        if not ttl:
+        if not ttl or isinstance(error, KindUnavailable):  # about the site, not the source
             return
         with self._lock:
             self._entries[name] = (time.monotonic() + ttl, type(error), str(error))

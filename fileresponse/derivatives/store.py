@@ -18,9 +18,9 @@ import os
 import posixpath
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 
 from fileresponse.conf import get_config, per_settings
 from fileresponse.exceptions import SourceNotFound
@@ -109,13 +109,19 @@ class DerivativeStore:
 
     # -- writing ------------------------------------------------------------
 
-    def save(self, name: str, data: bytes) -> None:
-        """Store ``data`` as ``name`` atomically; :class:`InsufficientStorage` when full."""
+    def save(self, name: str, data: bytes | IO[bytes]) -> None:
+        """Store ``data`` (bytes, or a binary file read from its start) as ``name`` atomically.
+
+        A file goes to a remote storage in pieces (the storage's own chunked or
+        multipart upload), so memory stays bounded whatever its size.
+        :class:`InsufficientStorage` when full.
+        """
         try:
             if self.root is not None:
-                _atomic_write(self.root, name, data)
+                _atomic_write(self.root, name, data if isinstance(data, bytes) else data.read())
             elif not self.storage.exists(name):  # else made elsewhere meanwhile: same bytes
-                saved = self.storage.save(name, ContentFile(data))
+                content = ContentFile(data) if isinstance(data, bytes) else File(data, name)
+                saved = self.storage.save(name, content)
                 if saved != name:
                     # The storage renamed it (its name was taken since the check): keep theirs.
                     self.storage.delete(saved)

@@ -232,6 +232,7 @@ class _Run:
             )
         except OSError as error:
             raise CommandFailed(f"command {name!r} cannot start: {error.strerror}") from None
+        command.limit(process.pid)
         assert process.stdout is not None
         assert process.stderr is not None
         errors = asyncio.ensure_future(_tail(process.stderr))
@@ -283,7 +284,9 @@ class _Run:
             os.fchmod(self._descriptor, 0o644)
             os.replace(temporary, resolve_under_root(store.root, self.request.name))
         else:
-            store.save(self.request.name, os.pread(self._descriptor, self.size, 0))
+            with os.fdopen(os.dup(self._descriptor), "rb") as output:  # read in pieces
+                output.seek(0)
+                store.save(self.request.name, output)
 
 
 def _command_name(spec: Spec, command: Command) -> str:

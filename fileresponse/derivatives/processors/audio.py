@@ -33,6 +33,7 @@ from .media import (
     check_box,
     check_kind,
     media_input,
+    missing_library,
     probe,
     remaining,
     run_ffmpeg,
@@ -108,6 +109,9 @@ class AudioProcessor(Processor):
 
     def version(self, config: Config) -> str:
         return "ffmpeg-1"
+
+    def unavailable(self, config: Config) -> str | None:
+        return missing_library(self.kind, config)
 
     def streams(self, spec: Spec) -> bool:
         return spec.operation == "transcode"

@@ -10,6 +10,7 @@ subclass and one :func:`~fileresponse.derivatives.processors.register_processor`
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -56,6 +57,26 @@ class Command:
     timeout: float | None = None
     #: What the log calls it; ``None``: the program's name.
     name: str | None = None
+    #: Resource limits of the process (``RLIMIT_AS`` bytes, ``RLIMIT_CPU`` seconds).
+    max_memory: int | None = None
+    max_cpu: float | None = None
+
+    def limit(self, pid: int) -> None:
+        """Set the limits on the process ``pid``, just started (Linux ``prlimit``).
+
+        Applied from outside rather than between fork and exec, which is not
+        safe in a threaded server; what the program allocates from its first
+        instructions on counts, and its children inherit the limits.
+        """
+        import resource
+
+        for which, value in (
+            (resource.RLIMIT_AS, self.max_memory),
+            (resource.RLIMIT_CPU, None if self.max_cpu is None else max(1, int(self.max_cpu))),
+        ):
+            if value is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    resource.prlimit(pid, which, (value, value))
 
 
 class Job(Protocol):
@@ -92,6 +113,13 @@ class Processor(abc.ABC):
         """Whether a source of this name is of this processor's kind."""
         name = source_name.lower()
         return any(name.endswith(suffix) for suffix in self.suffixes)
+
+    def unavailable(self, config: Config) -> str | None:
+        """Why this kind cannot work here (its library is missing), or ``None``.
+
+        Asked before each request's work and by the system checks; keep it cheap.
+        """
+        return None
 
     def preload(self, config: Config) -> Sequence[str]:
         """Modules worker processes import once, ahead of their first job."""

@@ -10,8 +10,11 @@ is the command's stdout, streamed to the first clients while it is made
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +40,10 @@ __all__ = ["CommandJob", "CommandProcessor", "CommandResult"]
 _EXTENSIONS = {"jpeg": "jpg"}
 
 
+#: The address space a command may use unless its entry says ``max_memory``.
+DEFAULT_MAX_MEMORY = 4 * 1024**3
+
+
 @dataclass(frozen=True, slots=True)
 class CommandJob:
     """One run of a registered command: its ``argv`` filled in, where its input comes from."""
@@ -48,6 +55,9 @@ class CommandJob:
     output_format: str
     #: The source: a path (``{input}``, or opened as stdin).
     path: str
+    #: ``RLIMIT_AS`` bytes and ``RLIMIT_CPU`` seconds of the command.
+    max_memory: int = 0
+    max_cpu: float = 0.0
 
     @property
     def processor(self) -> str:
@@ -141,37 +151,52 @@ class CommandProcessor(Processor):
             "quality": "" if spec.quality is None else str(spec.quality),
         }
         stdin = bool(entry.get("stdin", False))
+        timeout = float(entry.get("timeout") or config.DERIVATIVES_TIMEOUT)
         return CommandJob(
             name=str(spec.command),
             argv=tuple(item.format_map(values) for item in entry["argv"]),
             stdin=stdin,
-            timeout=float(entry.get("timeout") or config.DERIVATIVES_TIMEOUT),
+            timeout=timeout,
             output_format=output.format,
             path=source.path,
+            max_memory=int(entry.get("max_memory") or DEFAULT_MAX_MEMORY),
+            # CPU seconds of all its threads: the wall-clock timeout on every core.
+            max_cpu=float(entry.get("max_cpu") or timeout * (os.cpu_count() or 1)),
         )
 
     def command(self, job: CommandJob) -> Command:
-        return Command(job.argv, stdin=job.stdin, timeout=job.timeout)
+        return Command(
+            job.argv,
+            stdin=job.stdin,
+            timeout=job.timeout,
+            max_memory=job.max_memory,
+            max_cpu=job.max_cpu,
+        )
 
     @staticmethod
     def run(job: CommandJob) -> CommandResult:
         """Run the command to its end (in a worker); the server streams it instead."""
         with open(job.path, "rb") if job.stdin else open("/dev/null", "rb") as stdin:
             try:
-                finished = subprocess.run(  # argv from the settings: no shell
+                process = subprocess.Popen(  # argv from the settings: no shell
                     job.argv,
                     stdin=stdin,
-                    capture_output=True,
-                    timeout=job.timeout,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                     start_new_session=True,
-                    check=False,
                 )
+            except OSError as error:
+                raise CommandFailed(f"command {job.name!r} cannot start: {error}") from None
+            CommandProcessor().command(job).limit(process.pid)
+            try:
+                stdout, _ = process.communicate(timeout=job.timeout)
             except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
                 raise ProcessingUnavailable(
                     f"command {job.name!r} took longer than {job.timeout:g}s"
                 ) from None
-            except OSError as error:
-                raise CommandFailed(f"command {job.name!r} cannot start: {error}") from None
-        if finished.returncode != 0:
-            raise CommandFailed(f"command {job.name!r} exited with status {finished.returncode}")
-        return CommandResult(finished.stdout, job.name)
+        if process.returncode != 0:
+            raise CommandFailed(f"command {job.name!r} exited with status {process.returncode}")
+        return CommandResult(stdout, job.name)

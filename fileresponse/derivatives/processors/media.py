@@ -50,6 +50,7 @@ __all__ = [
     "image_output_choices",
     "media_input",
     "missing_libraries",
+    "missing_library",
     "open_checked",
     "parse_probe",
     "probe",
@@ -288,23 +289,42 @@ def media_input(
 
 def missing_libraries(config: Config) -> list[str]:
     """Why each media kind cannot work here (for the system check ``fileresponse.W030``)."""
-    import importlib.util
+    problems = [problem for problem in [missing_library("pdf", config)] if problem is not None]
+    if (ffmpeg := _missing_ffmpeg(config, "video and audio", "video")) is not None:
+        problems.append(ffmpeg)
+    return problems
 
-    problems = []
-    if importlib.util.find_spec("pypdfium2") is None:
-        problems.append("pdf derivatives need pypdfium2: pip install 'fileresponse[pdf]'")
+
+def missing_library(kind: str, config: Config) -> str | None:
+    """Why derivatives of ``kind`` (``pdf``, ``video``, ``audio``) cannot be made here, or ``None``.
+
+    The reason names the extra to install (``pip install 'fileresponse[video]'``).
+    """
+    if kind == "pdf":
+        import importlib.util
+
+        if importlib.util.find_spec("pypdfium2") is None:
+            return "pdf derivatives need pypdfium2: pip install 'fileresponse[pdf]'"
+        return None
+    return _missing_ffmpeg(config, kind, kind)
+
+
+def _missing_ffmpeg(config: Config, kinds: str, extra: str) -> str | None:
     if config.FFMPEG:
-        if not os.access(config.FFMPEG, os.X_OK):
-            problems.append(
-                f"video and audio derivatives need ffmpeg: FFMPEG {config.FFMPEG!r} "
+        if not (os.path.isfile(config.FFMPEG) and os.access(config.FFMPEG, os.X_OK)):
+            return (
+                f"{kinds} derivatives need ffmpeg: FFMPEG {config.FFMPEG!r} "
                 "is not an executable file"
             )
-    elif importlib.util.find_spec("imageio_ffmpeg") is None:
-        problems.append(
-            "video and audio derivatives need ffmpeg: pip install 'fileresponse[video]' "
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        return (
+            f"{kinds} derivatives need ffmpeg: pip install 'fileresponse[{extra}]' "
             "(or set FFMPEG to its path)"
         )
-    return problems
+    return None
 
 
 # ---------------------------------------------------------------- checks and still-image outputs

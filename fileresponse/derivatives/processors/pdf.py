@@ -27,6 +27,7 @@ from .media import (
     check_kind,
     image_output,
     image_output_choices,
+    missing_library,
     open_checked,
     still_output,
 )
@@ -90,6 +91,9 @@ class PdfProcessor(Processor):
 
     def version(self, config: Config) -> str:
         return "pdfium-1"
+
+    def unavailable(self, config: Config) -> str | None:
+        return missing_library(self.kind, config)
 
     def check(self, spec: Spec, config: Config) -> None:
         check_kind(spec, self.kind)

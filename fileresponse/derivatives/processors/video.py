@@ -31,6 +31,7 @@ from .media import (
     image_output,
     image_output_choices,
     media_input,
+    missing_library,
     probe,
     remaining,
     run_ffmpeg,
@@ -94,6 +95,9 @@ class VideoProcessor(Processor):
 
     def version(self, config: Config) -> str:
         return "ffmpeg-1"
+
+    def unavailable(self, config: Config) -> str | None:
+        return missing_library(self.kind, config)
 
     def streams(self, spec: Spec) -> bool:
         return spec.operation == "transcode"
