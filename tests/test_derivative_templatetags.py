@@ -95,6 +95,23 @@ def test_derivative_writes_the_url() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "spec", "canonical"),
+    [
+        ("podcast/episode.mp3", "mp3 128k", "mp3 128k"),
+        ("podcast/episode.mp3", "800 peaks", "peaks 800"),
+        ("talks/keynote.mp4", "poster t=2s 320x180 jpeg", "poster t=2s 320x180 jpeg"),
+        ("talks/keynote.mp4", "360p mp4", "mp4 360p"),
+        ("docs/report.pdf", "page=2 400x jpeg", "page=2 400x jpeg"),
+    ],
+)
+def test_derivative_takes_media_specs_unchanged(name: str, spec: str, canonical: str) -> None:
+    episode = field_file(name)
+    url = render(f'{{% derivative episode "{spec}" %}}', episode=episode)
+    assert url == derivative_url(episode, canonical)
+    assert f"/{canonical.replace(' ', ',')}/{name}" in url  # the canonical spec, signed
+
+
 def test_derivative_options_and_as_var() -> None:
     photo = field_file("photos/cat.jpg", "counted")
     text = (

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
+from fileresponse.conf import per_settings
 from fileresponse.derivatives.exceptions import (
     CorruptMedia,
     DerivativeLimitExceeded,
@@ -295,11 +296,26 @@ def missing_libraries(config: Config) -> list[str]:
     return problems
 
 
+@per_settings("FILERESPONSE")
+def _libraries() -> dict[tuple[str, str | None], str | None]:
+    """What :func:`missing_library` found, until the settings change (asked per request)."""
+    return {}
+
+
 def missing_library(kind: str, config: Config) -> str | None:
     """Why derivatives of ``kind`` (``pdf``, ``video``, ``audio``) cannot be made here, or ``None``.
 
     The reason names the extra to install (``pip install 'fileresponse[video]'``).
+    Looked up once per kind and ``FFMPEG`` (no file system access per request).
     """
+    known = _libraries()
+    key = (kind, config.FFMPEG)
+    if key not in known:
+        known[key] = _look_for_library(kind, config)
+    return known[key]
+
+
+def _look_for_library(kind: str, config: Config) -> str | None:
     if kind == "pdf":
         import importlib.util
 
