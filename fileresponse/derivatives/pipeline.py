@@ -104,19 +104,11 @@ async def obtain_derivative(
     :mod:`fileresponse.exceptions` (source missing, storage down) and of
     :mod:`fileresponse.derivatives.exceptions` (bad input, limits, busy).
     """
-    config = config or get_config()
-    store = store or get_store()
-    resolved = await _resolve(
-        store, source_storage, storage_alias, source_name, spec, accept, output, config
+    obtained = await _obtain(
+        source_storage, storage_alias, source_name, spec, accept, output, config, store, False
     )
-    if resolved.found is not None:
-        return _obtained(resolved, resolved.found, generated=False)
-    # 3. Produce once (across processes and machines), then find what was stored.
-    if resolved.processor.streams(spec):
-        request = _stream_request(store, source_storage, spec, resolved, config)
-        return await _stored(store, resolved, generated=await await_stream(request))
-    generated = await _produce_once(store, source_storage, spec, resolved, config)
-    return await _stored(store, resolved, generated=generated)
+    assert isinstance(obtained, Obtained)
+    return obtained
 
 
 async def obtain_or_stream(
@@ -134,32 +126,25 @@ async def obtain_or_stream(
     :class:`Streaming` when this request follows the run of this process
     (started now, or under way); :class:`Obtained` for a stored derivative.
     """
-    config = config or get_config()
-    store = store or get_store()
-    resolved = await _resolve(
-        store, source_storage, storage_alias, source_name, spec, accept, None, config
+    return await _obtain(
+        source_storage, storage_alias, source_name, spec, accept, None, config, store, True
     )
-    if resolved.found is not None:
-        return _obtained(resolved, resolved.found, generated=False)
-    if not resolved.processor.streams(spec):
-        generated = await _produce_once(store, source_storage, spec, resolved, config)
-        return await _stored(store, resolved, generated=generated)
-    body = await open_stream(_stream_request(store, source_storage, spec, resolved, config))
-    if body is None:  # stored meanwhile, here or by another process
-        return await _stored(store, resolved, generated=False)
-    return Streaming(body, resolved.state, resolved.output, resolved.varies)
 
 
-async def _resolve(
-    store: DerivativeStore,
+async def _obtain(
     source_storage: Storage,
     storage_alias: str,
     source_name: str,
     spec: Spec,
     accept: str | None,
     output: Output | str | None,
-    config: Config,
-) -> _Resolved:
+    config: Config | None,
+    store: DerivativeStore | None,
+    follow: bool,
+) -> Obtained | Streaming:
+    """The route of both: resolve and look up, then produce once (``follow``: live)."""
+    config = config or get_config()
+    store = store or get_store()
     # 1. Resolve: the processor of this kind of source (or spec), enabled and installed
     # here, its limits, the output.
     processor = processor_for(source_name, spec)
@@ -175,7 +160,20 @@ async def _resolve(
     state, name, found = await in_thread(
         _look_up, store, source_storage, storage_alias, source_name, spec, output, config, engine
     )
-    return _Resolved(processor, output, varies, engine, state, name, found)
+    resolved = _Resolved(processor, output, varies, engine, state, name, found)
+    if resolved.found is not None:
+        return _obtained(resolved, resolved.found, generated=False)
+    # 3. Produce once (across processes and machines), then find what was stored.
+    if not resolved.processor.streams(spec):
+        generated = await _produce_once(store, source_storage, spec, resolved, config)
+        return await _stored(store, resolved, generated=generated)
+    request = _stream_request(store, source_storage, spec, resolved, config)
+    if not follow:
+        return await _stored(store, resolved, generated=await await_stream(request))
+    body = await open_stream(request)
+    if body is None:  # stored meanwhile, here or by another process
+        return await _stored(store, resolved, generated=False)
+    return Streaming(body, resolved.state, resolved.output, resolved.varies)
 
 
 def _check_available(processor: Processor, config: Config) -> None:

@@ -32,11 +32,11 @@ from .exceptions import (
     CommandFailed,
     ProcessingError,
     ProcessingUnavailable,
-    SourceChanged,
 )
 from .following import LiveFollower, create_live, follow_elsewhere
 from .keys import TEMP_SUFFIX, lock_key
 from .processors import JobInput, Output, Processor
+from .processors.base import open_checked
 from .singleflight import get_single_flight
 from .slots import RunSlot, take_slot
 from .spool import spooled_source
@@ -315,32 +315,18 @@ async def _source_descriptor(request: StreamRequest) -> AsyncIterator[int]:
     """The source, open: the file that was stat'ed, or a copy of a remote one."""
     state = request.state
     if state.path is not None:
-        descriptor = await in_thread(_open_checked, state.path, state.identity)
+        descriptor = await in_thread(open_checked, state.path, state.identity)
     else:
         max_bytes = request.config.DERIVATIVES_MAX_SOURCE_BYTES
         async with spooled_source(request.source_storage, state, max_bytes) as copy:
             if copy.path is not None:
-                descriptor = await in_thread(_open_checked, copy.path, None)
+                descriptor = await in_thread(open_checked, copy.path, None)
             else:
                 descriptor = await in_thread(_anonymous_file, copy.data or b"")
     try:
         yield descriptor
     finally:
         os.close(descriptor)
-
-
-def _open_checked(path: str, identity: tuple[int, int] | None) -> int:
-    """Open ``path``; :class:`SourceChanged` unless it is the file stat'ed as ``identity``."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        raise SourceChanged("the source is gone since it was stat'ed") from None
-    if identity is not None:
-        info = os.fstat(descriptor)
-        if (info.st_dev, info.st_ino) != identity:
-            os.close(descriptor)
-            raise SourceChanged("the source was replaced since it was stat'ed")
-    return descriptor
 
 
 def _anonymous_file(data: bytes) -> int:

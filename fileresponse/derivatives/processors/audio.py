@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from array import array
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 from fileresponse.derivatives.exceptions import (
     CorruptMedia,
@@ -26,19 +25,20 @@ from fileresponse.derivatives.exceptions import (
     UnsupportedFormat,
 )
 
-from .base import Command, JobInput, Output, Processor
+from .base import JobInput, Output
 from .media import (
     FFmpegRun,
     MediaLimits,
-    check_box,
-    check_kind,
-    media_input,
-    missing_library,
-    probe,
+    probed_input,
     remaining,
     run_ffmpeg,
 )
-from .transcode import OUTPUTS, TranscodeJob, check_transcode, transcode_command, transcode_job
+from .transcode import (
+    OUTPUTS,
+    FFmpegProcessor,
+    TranscodeJob,
+    transcode_job,
+)
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -99,35 +99,20 @@ def peaks(samples: array[int], points: int) -> list[list[float]]:
     return pairs
 
 
-class AudioProcessor(Processor):
+class AudioProcessor(FFmpegProcessor):
     """Audio files: ``waveform WxH png``, ``peaks N json`` (in a worker), transcodes (streamed)."""
 
     kind = "audio"
+    container = "mp3"
     suffixes: ClassVar[frozenset[str]] = frozenset(
         {".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus"}
     )
-
-    def version(self, config: Config) -> str:
-        return "ffmpeg-1"
-
-    def unavailable(self, config: Config) -> str | None:
-        return missing_library(self.kind, config)
-
-    def streams(self, spec: Spec) -> bool:
-        return spec.operation == "transcode"
-
-    def check(self, spec: Spec, config: Config) -> None:
-        check_kind(spec, self.kind)
-        if spec.operation == "transcode":
-            check_transcode(spec, config)
-        else:
-            check_box(spec, config)
 
     def choose_output(
         self, spec: Spec, source_name: str, accept: str | None, config: Config
     ) -> tuple[Output, bool]:
         if spec.operation == "transcode":
-            return self.output(spec.format or "mp3", config), False
+            return self.transcode_output(spec, config)
         return self.output(spec.format or _FORMATS[spec.operation or "peaks"], config), False
 
     def output(self, output_format: str, config: Config) -> Output:
@@ -158,18 +143,12 @@ class AudioProcessor(Processor):
             identity=source.identity,
         )
 
-    def command(self, job: Any) -> Command:
-        """The ffmpeg command of a transcode, once its source is probed and checked."""
-        return transcode_command(job)
-
     @staticmethod
     def run(job: AudioJob | TranscodeJob) -> AudioResult:
         if not isinstance(job, AudioJob):
             raise TypeError("a transcode is streamed by the server process, not run in a worker")
         limits = job.limits
-        deadline = time.monotonic() + limits.timeout
-        with media_input(job.path, job.data, job.identity) as (source, descriptors):
-            info = probe(limits.ffmpeg, source, pass_fds=descriptors, timeout=limits.timeout)
+        with probed_input(job) as (source, descriptors, info, deadline):
             if info.audio_codec is None:
                 raise CorruptMedia("source has no audio stream")
             limits.check_duration(info)

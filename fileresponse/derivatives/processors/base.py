@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from fileresponse.derivatives.exceptions import DerivativeLimitExceeded, SourceChanged
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
     from fileresponse.derivatives.spec import Spec
 
-__all__ = ["Command", "Job", "JobInput", "Output", "Processor", "Result"]
+__all__ = [
+    "Command",
+    "Job",
+    "JobInput",
+    "Output",
+    "Processor",
+    "Result",
+    "check_box",
+    "open_checked",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +175,29 @@ class Processor(abc.ABC):
     @abc.abstractmethod
     def run(job: Any) -> Result:
         """Run a job of this processor (in a worker process); raises a ``ProcessingError``."""
+
+
+def check_box(spec: Spec, config: Config) -> None:
+    """``DerivativeLimitExceeded`` (``400``): a box over ``DERIVATIVES_MAX_WIDTH``/``_HEIGHT``."""
+    if spec.width is not None and spec.width > config.DERIVATIVES_MAX_WIDTH:
+        raise DerivativeLimitExceeded(
+            f"width {spec.width} over the limit {config.DERIVATIVES_MAX_WIDTH}"
+        )
+    if spec.height is not None and spec.height > config.DERIVATIVES_MAX_HEIGHT:
+        raise DerivativeLimitExceeded(
+            f"height {spec.height} over the limit {config.DERIVATIVES_MAX_HEIGHT}"
+        )
+
+
+def open_checked(path: str, identity: tuple[int, int] | None) -> int:
+    """A descriptor of the file at ``path``; ``SourceChanged`` if it is not the one stat'ed."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceChanged("the source is gone since it was stat'ed") from None
+    if identity is not None:
+        info = os.fstat(descriptor)
+        if (info.st_dev, info.st_ino) != identity:
+            os.close(descriptor)
+            raise SourceChanged("the source was replaced since it was stat'ed")
+    return descriptor

@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from fileresponse.derivatives.exceptions import (
     CommandFailed,
-    DerivativeLimitExceeded,
     ProcessingUnavailable,
     SpecMismatch,
     UnsupportedFormat,
 )
 from fileresponse.derivatives.spec import InvalidSpec
 
-from .base import Command, JobInput, Output, Processor
+from .base import Command, JobInput, Output, Processor, check_box
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -105,14 +104,7 @@ class CommandProcessor(Processor):
         if spec.kind != "command":
             raise SpecMismatch(f"the command processor takes run=... specs, not {spec.kind}")
         entry = _entry(spec, config)
-        if spec.width is not None and spec.width > config.DERIVATIVES_MAX_WIDTH:
-            raise DerivativeLimitExceeded(
-                f"width {spec.width} over the limit {config.DERIVATIVES_MAX_WIDTH}"
-            )
-        if spec.height is not None and spec.height > config.DERIVATIVES_MAX_HEIGHT:
-            raise DerivativeLimitExceeded(
-                f"height {spec.height} over the limit {config.DERIVATIVES_MAX_HEIGHT}"
-            )
+        check_box(spec, config)
         values = {"width": spec.width, "height": spec.height, "quality": spec.quality}
         for placeholder, value in values.items():
             if value is None and any(f"{{{placeholder}}}" in item for item in entry["argv"]):

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, ClassVar, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from fileresponse.derivatives.exceptions import (
-    DerivativeLimitExceeded,
     SpecMismatch,
     UnsupportedFormat,
 )
 from fileresponse.http.headers import accepted_types
 
-from .base import JobInput, Output, Processor
+from .base import JobInput, Output, Processor, check_box
 from .jobs import CONTENT_TYPES, ImageJob
 
 if TYPE_CHECKING:
@@ -143,14 +142,7 @@ class ImageProcessor(Processor):
         """
         if spec.kind != "image":
             raise SpecMismatch(f"an image source takes image specs, not {spec.kind}")
-        if spec.width is not None and spec.width > config.DERIVATIVES_MAX_WIDTH:
-            raise DerivativeLimitExceeded(
-                f"width {spec.width} over the limit {config.DERIVATIVES_MAX_WIDTH}"
-            )
-        if spec.height is not None and spec.height > config.DERIVATIVES_MAX_HEIGHT:
-            raise DerivativeLimitExceeded(
-                f"height {spec.height} over the limit {config.DERIVATIVES_MAX_HEIGHT}"
-            )
+        check_box(spec, config)
 
     def choose_output(
         self, spec: Spec, source_name: str, accept: str | None, config: Config

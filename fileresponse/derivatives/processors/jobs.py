@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import IO, Final
 
-from fileresponse.derivatives.exceptions import SourceChanged
 from fileresponse.derivatives.spec import Spec
+
+from .base import open_checked
 
 __all__ = [
     "CONTENT_TYPES",
@@ -84,16 +85,7 @@ def open_local(job: ImageJob) -> IO[bytes]:
     shows as another ``(st_dev, st_ino)``.
     """
     assert job.path is not None
-    try:
-        file = open(job.path, "rb")  # noqa: SIM115 (the caller closes it)
-    except (FileNotFoundError, NotADirectoryError):
-        raise SourceChanged("the source is gone since it was stat'ed") from None
-    if job.identity is not None:
-        info = os.fstat(file.fileno())
-        if (info.st_dev, info.st_ino) != job.identity:
-            file.close()
-            raise SourceChanged("the source was replaced since it was stat'ed")
-    return file
+    return os.fdopen(open_checked(job.path, job.identity), "rb")
 
 
 def source_box(spec: Spec, width: int, height: int) -> tuple[float, float, float, float]:

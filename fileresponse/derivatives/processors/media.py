@@ -18,23 +18,21 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
 from fileresponse.conf import per_settings
 from fileresponse.derivatives.exceptions import (
     CorruptMedia,
-    DerivativeLimitExceeded,
     ProcessingUnavailable,
-    SourceChanged,
     SourceTooLarge,
     SpecMismatch,
     UnsupportedFormat,
 )
 from fileresponse.http.headers import accepted_types
 
-from .base import Output
+from .base import Output, check_box, open_checked
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -245,18 +243,20 @@ def remaining(deadline: float) -> float:
     return left
 
 
-def open_checked(path: str, identity: tuple[int, int] | None) -> int:
-    """A descriptor of the file at ``path``; ``SourceChanged`` if it is not the one stat'ed."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        raise SourceChanged("the source is gone since it was stat'ed") from None
-    if identity is not None:
-        info = os.fstat(descriptor)
-        if (info.st_dev, info.st_ino) != identity:
-            os.close(descriptor)
-            raise SourceChanged("the source was replaced since it was stat'ed")
-    return descriptor
+@contextlib.contextmanager
+def probed_input(
+    job: Any,
+) -> Iterator[tuple[str, tuple[int, ...], MediaInfo, float]]:
+    """A worker job's source as ffmpeg's input, probed: ``(input, fds, info, deadline)``.
+
+    ``job`` has ``limits``, ``path``, ``data`` and ``identity``; the deadline
+    (``time.monotonic``) ends the whole run at ``limits.timeout``.
+    """
+    limits = job.limits
+    deadline = time.monotonic() + limits.timeout
+    with media_input(job.path, job.data, job.identity) as (source, descriptors):
+        info = probe(limits.ffmpeg, source, pass_fds=descriptors, timeout=limits.timeout)
+        yield source, tuple(descriptors), info, deadline
 
 
 @contextlib.contextmanager
@@ -359,18 +359,6 @@ def check_kind(spec: Spec, kind: str) -> None:
     if spec.kind != kind:
         raise SpecMismatch(
             f"a {kind} source takes {kind} specs ({_SPEC_EXAMPLES[kind]}), not {spec.kind}"
-        )
-
-
-def check_box(spec: Spec, config: Config) -> None:
-    """``DerivativeLimitExceeded`` (``400``): a box over ``DERIVATIVES_MAX_WIDTH``/``_HEIGHT``."""
-    if spec.width is not None and spec.width > config.DERIVATIVES_MAX_WIDTH:
-        raise DerivativeLimitExceeded(
-            f"width {spec.width} over the limit {config.DERIVATIVES_MAX_WIDTH}"
-        )
-    if spec.height is not None and spec.height > config.DERIVATIVES_MAX_HEIGHT:
-        raise DerivativeLimitExceeded(
-            f"height {spec.height} over the limit {config.DERIVATIVES_MAX_HEIGHT}"
         )
 
 

@@ -12,7 +12,7 @@ stream of the kind, too long, a clip past its end: a ``4xx``, no run).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from fileresponse.derivatives.exceptions import (
     BeyondSource,
@@ -21,8 +21,8 @@ from fileresponse.derivatives.exceptions import (
     UnsupportedFormat,
 )
 
-from .base import Command, JobInput, Output
-from .media import MAX_MEMORY, MediaInfo, MediaLimits, probe
+from .base import Command, JobInput, Output, Processor
+from .media import MAX_MEMORY, MediaInfo, MediaLimits, check_box, check_kind, missing_library, probe
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -197,3 +197,36 @@ def _audio(job: TranscodeJob, info: MediaInfo) -> list[str]:
     if codec == "libopus":  # unconstrained, a plain tone takes 30 % more than asked
         arguments += ["-vbr", "constrained"]
     return [*arguments, "-f", container, "-"]
+
+
+class FFmpegProcessor(Processor):
+    """What the video and audio processors share: ffmpeg, the kind check, streamed transcodes.
+
+    A transcode (``mp4 360p``, ``mp3 128k``) streams; the other operations run
+    in the executor. ``container`` is the transcode format of a spec without one.
+    """
+
+    container: ClassVar[str]
+
+    def version(self, config: Config) -> str:
+        return "ffmpeg-1"
+
+    def unavailable(self, config: Config) -> str | None:
+        return missing_library(self.kind, config)
+
+    def streams(self, spec: Spec) -> bool:
+        return spec.operation == "transcode"
+
+    def check(self, spec: Spec, config: Config) -> None:
+        check_kind(spec, self.kind)
+        if spec.operation == "transcode":
+            check_transcode(spec, config)
+        else:
+            check_box(spec, config)
+
+    def transcode_output(self, spec: Spec, config: Config) -> tuple[Output, bool]:
+        return self.output(spec.format or self.container, config), False
+
+    def command(self, job: Any) -> Command:
+        """The ffmpeg command of a transcode, once its source is probed and checked."""
+        return transcode_command(job)

@@ -11,10 +11,9 @@ stream from the server process (:mod:`.transcode`).
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from fileresponse.derivatives.exceptions import (
     BeyondSource,
@@ -22,22 +21,23 @@ from fileresponse.derivatives.exceptions import (
     ProcessingUnavailable,
 )
 
-from .base import Command, JobInput, Output, Processor
+from .base import JobInput, Output
 from .media import (
     MediaInfo,
     MediaLimits,
-    check_box,
-    check_kind,
     image_output,
     image_output_choices,
-    media_input,
-    missing_library,
-    probe,
+    probed_input,
     remaining,
     run_ffmpeg,
     still_output,
 )
-from .transcode import OUTPUTS, TranscodeJob, check_transcode, transcode_command, transcode_job
+from .transcode import (
+    OUTPUTS,
+    FFmpegProcessor,
+    TranscodeJob,
+    transcode_job,
+)
 
 if TYPE_CHECKING:
     from fileresponse.conf import Config
@@ -82,10 +82,11 @@ def seek_time(seek: float | None, seek_fraction: float | None, duration: float |
     return at
 
 
-class VideoProcessor(Processor):
+class VideoProcessor(FFmpegProcessor):
     """Videos: a poster frame as an image (in a worker), transcodes (streamed)."""
 
     kind = "video"
+    container = "mp4"
     suffixes: ClassVar[frozenset[str]] = frozenset(
         {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv"}
     )
@@ -93,27 +94,11 @@ class VideoProcessor(Processor):
     def preload(self, config: Config) -> Sequence[str]:
         return [f"{__package__}.image"]
 
-    def version(self, config: Config) -> str:
-        return "ffmpeg-1"
-
-    def unavailable(self, config: Config) -> str | None:
-        return missing_library(self.kind, config)
-
-    def streams(self, spec: Spec) -> bool:
-        return spec.operation == "transcode"
-
-    def check(self, spec: Spec, config: Config) -> None:
-        check_kind(spec, self.kind)
-        if spec.operation == "transcode":
-            check_transcode(spec, config)
-        else:
-            check_box(spec, config)
-
     def choose_output(
         self, spec: Spec, source_name: str, accept: str | None, config: Config
     ) -> tuple[Output, bool]:
         if spec.operation == "transcode":
-            return self.output(spec.format or "mp4", config), False
+            return self.transcode_output(spec, config)
         return image_output(spec, accept, config, default=DEFAULT_FORMAT)
 
     def output(self, output_format: str, config: Config) -> Output:
@@ -142,10 +127,6 @@ class VideoProcessor(Processor):
             identity=source.identity,
         )
 
-    def command(self, job: Any) -> Command:
-        """The ffmpeg command of a transcode, once its source is probed and checked."""
-        return transcode_command(job)
-
     @staticmethod
     def run(job: PosterJob | TranscodeJob) -> ImageResult:
         if not isinstance(job, PosterJob):
@@ -155,9 +136,7 @@ class VideoProcessor(Processor):
         from .image import finish_image
 
         limits = job.limits
-        deadline = time.monotonic() + limits.timeout
-        with media_input(job.path, job.data, job.identity) as (source, descriptors):
-            info = probe(limits.ffmpeg, source, pass_fds=descriptors, timeout=limits.timeout)
+        with probed_input(job) as (source, descriptors, info, deadline):
             _check_video(info, limits)
             at = seek_time(job.seek, job.seek_fraction, info.duration)
             frame = run_ffmpeg(

@@ -34,44 +34,8 @@ seconds to the millisecond (``t=1.5s``), fractions to 0.01% (``t=12.5%``).
 Canonical order: :data:`ORDERS`; defaults (``fit``, ``crop=center``) are left out.
 """
 
-from .model import (
-    ALL_FORMATS,
-    AUDIO_FORMATS,
-    FORMATS,
-    GRAVITIES,
-    KINDS,
-    MAX_DIMENSION,
-    MODES,
-    OPERATIONS,
-    ORDERS,
-    VIDEO_FORMATS,
-    Format,
-    Gravity,
-    InvalidSpec,
-    Kind,
-    Mode,
-    Operation,
-    Spec,
-)
+from . import model
+from .model import *  # noqa: F403 (the names of model.__all__)
 from .parser import parse_spec
 
-__all__ = [
-    "ALL_FORMATS",
-    "AUDIO_FORMATS",
-    "FORMATS",
-    "GRAVITIES",
-    "KINDS",
-    "MAX_DIMENSION",
-    "MODES",
-    "OPERATIONS",
-    "ORDERS",
-    "VIDEO_FORMATS",
-    "Format",
-    "Gravity",
-    "InvalidSpec",
-    "Kind",
-    "Mode",
-    "Operation",
-    "Spec",
-    "parse_spec",
-]
+__all__ = [*model.__all__, "parse_spec"]
