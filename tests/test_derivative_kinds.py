@@ -14,7 +14,6 @@ from django.test import AsyncClient
 from django.urls import include, path
 
 from fileresponse.conf import get_config
-from fileresponse.derivatives import executor as executor_module
 from fileresponse.derivatives.exceptions import SpecMismatch
 from fileresponse.derivatives.links import derivative_url
 from fileresponse.derivatives.pipeline import clear_negative_cache
@@ -27,6 +26,7 @@ from fileresponse.derivatives.processors import (
 from fileresponse.derivatives.processors.imaging import ImageProcessor
 from fileresponse.derivatives.spec import parse_spec
 from tests import images
+from tests.derivative_sites import derivative_site
 
 urlpatterns = [path("derivatives/", include("fileresponse.derivatives.urls"))]
 
@@ -49,17 +49,8 @@ def configured(settings: Any, tmp_path: Path) -> Iterator[Path]:
     media = tmp_path / "media"
     (media / "photos").mkdir(parents=True)
     (media / "photos" / "landscape.jpg").write_bytes(images.jpeg((120, 80)))
-    settings.ROOT_URLCONF = __name__
-    settings.MEDIA_ROOT = str(media)
-    settings.STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
-    settings.FILERESPONSE = {
-        "DERIVATIVES_ROOT": str(tmp_path / "derivatives"),
-        "DERIVATIVES_EXECUTOR": "thread",
-    }
-    clear_negative_cache()
-    yield tmp_path / "derivatives"
-    executor_module.reset_executor()
-    clear_negative_cache()
+    with derivative_site(settings, tmp_path, __name__) as derivatives:
+        yield derivatives
 
 
 def stored_files(root: Path) -> list[Path]:

@@ -18,12 +18,12 @@ from django.test import AsyncClient
 from django.urls import include, path
 
 from fileresponse.conf import get_config, validate
-from fileresponse.derivatives import executor as executor_module
 from fileresponse.derivatives.exceptions import KindUnavailable
 from fileresponse.derivatives.links import derivative_url
-from fileresponse.derivatives.pipeline import _negative_cache, clear_negative_cache
+from fileresponse.derivatives.pipeline import _negative_cache
 from fileresponse.derivatives.processors import get_processor
 from tests import images
+from tests.derivative_sites import derivative_site
 
 urlpatterns = [path("derivatives/", include("fileresponse.derivatives.urls"))]
 
@@ -36,17 +36,8 @@ def site(settings: Any, tmp_path: Path) -> Iterator[Path]:
     (media / "files" / "photo.jpg").write_bytes(images.jpeg((120, 80)))
     (media / "files" / "film.mp4").write_bytes(b"not decoded: refused before any work")
     (media / "files" / "report.pdf").write_bytes(b"%PDF-1.4 not decoded either")
-    settings.ROOT_URLCONF = __name__
-    settings.MEDIA_ROOT = str(media)
-    settings.STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
-    settings.FILERESPONSE = {
-        "DERIVATIVES_ROOT": str(tmp_path / "derivatives"),
-        "DERIVATIVES_EXECUTOR": "thread",
-    }
-    clear_negative_cache()
-    yield tmp_path / "derivatives"
-    executor_module.reset_executor()
-    clear_negative_cache()
+    with derivative_site(settings, tmp_path, __name__) as derivatives:
+        yield derivatives
 
 
 def configure(settings: Any, **values: Any) -> None:
