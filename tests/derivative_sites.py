@@ -15,8 +15,11 @@ from fileresponse.derivatives.pipeline import clear_negative_cache
 def derivative_site(
     settings: Any, tmp_path: Path, urlconf: str, **overrides: Any
 ) -> Iterator[Path]:
-    """Serve ``tmp_path/media`` with derivatives in ``tmp_path/derivatives`` (yielded),
-    made by the thread executor unless ``overrides`` (FILERESPONSE keys) say otherwise; clean after."""
+    """Serve ``tmp_path/media``, derivatives in ``tmp_path/derivatives`` (yielded).
+
+    The thread executor makes them unless ``overrides`` (``FILERESPONSE`` keys)
+    say otherwise; the executor and the negative cache are reset after.
+    """
     settings.ROOT_URLCONF = urlconf
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
