@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
-__all__ = ["ResponseBody", "ResponsePathsend", "ResponseStart", "Send"]
+__all__ = [
+    "PATHSEND",
+    "ZEROCOPYSEND",
+    "ResponseBody",
+    "ResponsePathsend",
+    "ResponseStart",
+    "ResponseZerocopysend",
+    "Send",
+]
+
+#: The names of the two ASGI extensions of a file sent by the server.
+PATHSEND: Final = "http.response.pathsend"
+ZEROCOPYSEND: Final = "http.response.zerocopysend"
 
 
 class ResponseStart(TypedDict):
@@ -25,6 +37,20 @@ class ResponsePathsend(TypedDict):
 
     type: Literal["http.response.pathsend"]
     path: str
+
+
+class ResponseZerocopysend(TypedDict):
+    """The ``http.response.zerocopysend`` extension: the server sends bytes of an open file.
+
+    ``count`` bytes of ``file`` from ``offset`` (``sendfile(2)`` where the
+    server can), then more messages if ``more_body``.
+    """
+
+    type: Literal["http.response.zerocopysend"]
+    file: Any
+    offset: int
+    count: int
+    more_body: bool
 
 
 #: An ASGI ``send`` callable (typed as Django's stubs type it).

@@ -11,7 +11,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 from django.http import StreamingHttpResponse
 
-from .asgi_types import ResponseBody, ResponsePathsend, ResponseStart, Send
+from .asgi_types import (
+    PATHSEND,
+    ZEROCOPYSEND,
+    ResponseBody,
+    ResponsePathsend,
+    ResponseStart,
+    ResponseZerocopysend,
+    Send,
+)
 from .conf import get_config
 from .http.headers import content_disposition, guess_content_type, with_charset
 from .http.plan import Representation, ResponsePlan, plan_response
@@ -58,10 +66,12 @@ class AsyncFileResponse(StreamingHttpResponse):
     How the bytes go out:
 
     - under :class:`fileresponse.handlers.AsyncFileASGIHandler` the response
-      sends itself: ``http.response.pathsend`` for a whole local file that
-      cannot change under its name (``FilesystemSource(immutable=True)``:
-      derivatives) when the server offers it, else chunks read from the
-      descriptor that was stat'ed;
+      sends itself: a local file by ``http.response.zerocopysend`` from the
+      descriptor that was stat'ed when the server offers it (the library's
+      worker, :mod:`fileresponse.workers`), else by ``http.response.pathsend``
+      when it cannot change under its name (``FilesystemSource(immutable=True)``:
+      derivatives) and the server offers that, else in chunks read from the
+      descriptor;
     - under Django's stock ``ASGIHandler``, as an async iterator;
     - under WSGI, as a sync iterator, or ``wsgi.file_wrapper`` (``sendfile``)
       for a whole local file.
@@ -244,7 +254,13 @@ class AsyncFileResponse(StreamingHttpResponse):
     # -- sending over ASGI (AsyncFileASGIHandler) ---------------------------
 
     async def send_asgi(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-        """Send the whole response: start, then pathsend or body chunks."""
+        """Send the whole response: start, then the body by the cheapest way the server offers.
+
+        ``http.response.zerocopysend`` (the server sends from the descriptor
+        that was stat'ed, ``sendfile(2)``: :mod:`fileresponse.workers`), else
+        ``http.response.pathsend`` for a whole file that cannot change under
+        its name, else chunks read here.
+        """
         start: ResponseStart = {
             "type": "http.response.start",
             "status": self.status_code,
@@ -254,14 +270,18 @@ class AsyncFileResponse(StreamingHttpResponse):
         if not self._plan.body:
             await send(_END_OF_BODY)
             return
+        extensions = self.asgi_extensions
+        if ZEROCOPYSEND in extensions and isinstance(self._source, FilesystemSource):
+            await self._send_zero_copy(send, self._source)
+            return
         path = self._stat.path
-        if path and self._plan.is_whole_file and "http.response.pathsend" in self.asgi_extensions:
+        if path and self._plan.is_whole_file and PATHSEND in extensions:
             # The server reads the file by name, later (zero-copy where it
             # can): only for files whose name can never show other bytes
             # (``stat.path`` is set for those alone); everything else is sent
             # from the descriptor that was stat'ed.
             self._source.close()
-            pathsend: ResponsePathsend = {"type": "http.response.pathsend", "path": path}
+            pathsend: ResponsePathsend = {"type": PATHSEND, "path": path}
             await send(pathsend)
             return
         async with aclosing(self._aiter_body()) as body:
@@ -273,3 +293,32 @@ class AsyncFileResponse(StreamingHttpResponse):
                 }
                 await send(message)
         await send(_END_OF_BODY)
+
+    async def _send_zero_copy(self, send: Send, source: FilesystemSource) -> None:
+        """Each range as ``http.response.zerocopysend`` of the open descriptor; parts between."""
+        fd = source.file_descriptor
+        if fd is None:
+            raise RuntimeError("zero-copy send of a closed source")
+        try:
+            # The extension names a file object; it must not close the source's descriptor.
+            with os.fdopen(fd, "rb", buffering=0, closefd=False) as file:
+                for segment in self._plan.body:
+                    if isinstance(segment, bytes):
+                        body: ResponseBody = {
+                            "type": "http.response.body",
+                            "body": segment,
+                            "more_body": True,
+                        }
+                        await send(body)
+                        continue
+                    zero_copy: ResponseZerocopysend = {
+                        "type": ZEROCOPYSEND,
+                        "file": file,
+                        "offset": segment.first,
+                        "count": segment.length,
+                        "more_body": True,
+                    }
+                    await send(zero_copy)
+            await send(_END_OF_BODY)
+        finally:
+            source.close()

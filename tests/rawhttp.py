@@ -160,7 +160,15 @@ class PersistentConnection:
         self, method: str, target: str | bytes, headers: Mapping[str, str] | None = None
     ) -> RawResponse:
         fields = {"Connection": "keep-alive", **(headers or {})}
-        self._socket.sendall(build_request(method, target, f"{self.host}:{self.port}", fields))
+        self.send(build_request(method, target, f"{self.host}:{self.port}", fields))
+        return self.read_response(method)
+
+    def send(self, payload: bytes) -> None:
+        """Write raw bytes: several requests at once to pipeline them."""
+        self._socket.sendall(payload)
+
+    def read_response(self, method: str) -> RawResponse:
+        """Read the next response (to a request of ``method``) by its framing."""
         status, reason, response_headers = _parse_head(self._read_until(b"\r\n\r\n"))
         response = RawResponse(status, reason, response_headers, b"", b"")
         if _has_no_body(method, status):

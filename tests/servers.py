@@ -82,6 +82,8 @@ class ServerKind:
     """The argv for a given port."""
     serves_in_child: bool
     """True when a worker process (child of the started one) handles the requests."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables of this kind's process."""
 
     @property
     def is_asgi(self) -> bool:
@@ -101,6 +103,19 @@ def _uvicorn(handler: str) -> Callable[[int], list[str]]:
         return [
             *(sys.executable, "-m", "uvicorn", _module(handler)),
             *("--host", "127.0.0.1", "--port", str(port)),
+            *("--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "2"),
+        ]
+
+    return command
+
+
+def _sendfile_uvicorn(handler: str, loop: str) -> Callable[[int], list[str]]:
+    """uvicorn's command line with the library's protocol (``python -m fileresponse.server``)."""
+
+    def command(port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "fileresponse.server", _module(handler)),
+            *("--host", "127.0.0.1", "--port", str(port), "--loop", loop),
             *("--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "2"),
         ]
 
@@ -140,15 +155,48 @@ SERVER_KINDS = {
             _gunicorn("patched", "uvicorn_worker.UvicornWorker"),
             serves_in_child=True,
         ),
+        ServerKind(
+            "gunicorn-sendfile",
+            "patched",
+            _gunicorn("patched", "fileresponse.workers.UvicornWorker"),
+            serves_in_child=True,
+        ),
+        ServerKind(
+            "uvicorn-sendfile-asyncio",
+            "patched",
+            _sendfile_uvicorn("patched", "asyncio"),
+            serves_in_child=False,
+        ),
+        ServerKind(
+            "uvicorn-sendfile-uvloop",
+            "patched",
+            _sendfile_uvicorn("patched", "uvloop"),
+            serves_in_child=False,
+        ),
+        ServerKind(
+            "uvicorn-sendfile-header-timeout",
+            "patched",
+            _sendfile_uvicorn("patched", "uvloop"),
+            serves_in_child=False,
+            env=(("FILERESPONSE_HEADER_TIMEOUT", "1"),),
+        ),
         ServerKind("granian", "patched", _granian("patched"), serves_in_child=True),
         ServerKind("gunicorn-wsgi", "wsgi", _gunicorn("wsgi", "sync"), serves_in_child=True),
     )
 }
 
 
-ALL_SERVERS = list(SERVER_KINDS)
-ASGI_SERVERS = [name for name, kind in SERVER_KINDS.items() if kind.is_asgi]
-PATCHED_SERVERS = [name for name, kind in SERVER_KINDS.items() if kind.handler == "patched"]
+#: The library's worker and protocol (sendfile), on both event loops.
+SENDFILE_SERVERS = ["gunicorn-sendfile", "uvicorn-sendfile-asyncio", "uvicorn-sendfile-uvloop"]
+#: The kinds every live test runs on: the uvloop protocol is covered there by
+#: gunicorn-sendfile (its loop is uvloop), the header timeout by its own tests.
+ALL_SERVERS = [
+    name
+    for name in SERVER_KINDS
+    if name not in ("uvicorn-sendfile-uvloop", "uvicorn-sendfile-header-timeout")
+]
+ASGI_SERVERS = [name for name in ALL_SERVERS if SERVER_KINDS[name].is_asgi]
+PATCHED_SERVERS = [name for name in ALL_SERVERS if SERVER_KINDS[name].handler == "patched"]
 
 
 # ---------------------------------------------------------------- running servers
@@ -210,6 +258,7 @@ class LiveServer:
                 filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH")))
             ),
             "PYTHONUNBUFFERED": "1",
+            **dict(self.kind.env),
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -2,13 +2,14 @@
 
 ``stock_file`` answers with Django's own ``django.http.FileResponse`` so a server
 can be checked without fileresponse; ``attachment`` exercises ``AsyncFileResponse``
-with ``as_attachment=True``.
+with ``as_attachment=True``; ``scope_extensions`` shows the ASGI extensions the
+server offered.
 """
 
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.utils._os import safe_join
 
 from fileresponse.exceptions import FileResponseError
@@ -33,3 +34,9 @@ async def attachment(request: HttpRequest, path: str) -> HttpResponseBase:
         return await AsyncFileResponse.acreate(source, request, as_attachment=True)
     except FileResponseError as error:
         return error_response(error)
+
+
+async def scope_extensions(request: HttpRequest) -> JsonResponse:
+    """The names of the ASGI extensions of this request's scope (none under WSGI)."""
+    scope = getattr(request, "scope", {})
+    return JsonResponse({"extensions": sorted(scope.get("extensions") or {})})
