@@ -1,6 +1,6 @@
 # fileresponse developer entry points.
 #
-#   make demo    virtualenv + example project served by gunicorn with uvicorn workers
+#   make demo    virtualenv + example project served by gunicorn with the library's uvicorn worker
 #   make demo-s3 a local S3 server for `make demo STORAGE=minio` (example/devserver.py)
 #   make test    whole suite (newest Python, newest Django) + the Django 5.2 LTS leg
 #   make lint    ruff check, ruff format --check, mypy, lint-imports (pyproject.toml)
@@ -84,7 +84,7 @@ demo: venv
 	@echo "  fileresponse demo: http://$(HOST):$(PORT)/   (Ctrl-C stops it)"
 	@echo
 	exec $(VENV)/bin/gunicorn --chdir example example.asgi:application \
-	  -k uvicorn_worker.UvicornWorker -w $(DEMO_WORKERS) -b $(HOST):$(PORT)
+	  -k fileresponse.workers.UvicornWorker -w $(DEMO_WORKERS) -b $(HOST):$(PORT)
 
 # A development helper, not part of the package: the suite's JuiceFS gateway on
 # MINIO_ENDPOINT of settings.ini, for `make demo STORAGE=minio` in another terminal.

@@ -48,6 +48,27 @@ async def aclosing(iterator: AsyncIterator[bytes]) -> AsyncGenerator[AsyncIterat
             await aclose()
 
 
+#: The request headers a response plan reads (fileresponse.http.plan), as Django names them.
+_PLANNING_HEADERS = tuple(
+    (name, "HTTP_" + name.upper().replace("-", "_"))
+    for name in (
+        "range",
+        "if-range",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+    )
+)
+
+
+def _planning_headers(request: HttpRequest) -> dict[str, str]:
+    """Those headers of ``request`` that are present, by lower-case name (from ``META``:
+    cheaper than building ``request.headers``)."""
+    meta = request.META
+    return {name: meta[key] for name, key in _PLANNING_HEADERS if key in meta}
+
+
 class AsyncFileResponse(StreamingHttpResponse):
     """Stream a file with full HTTP semantics, without blocking the event loop.
 
@@ -117,7 +138,7 @@ class AsyncFileResponse(StreamingHttpResponse):
         self._resource_closers.append(source.close)
 
         method = "GET" if request is None else (request.method or "GET")
-        request_headers: Mapping[str, str] = {} if request is None else request.headers
+        request_headers = {} if request is None else _planning_headers(request)
         name = filename or source.name
         representation = Representation(
             size=stat.size,

@@ -78,12 +78,13 @@ KINDS = {
     "granian-stock": ServerKind("granian-stock", "stock", _granian(STOCK), serves_in_child=True),
     "uvicorn": ServerKind("uvicorn", "patched", _uvicorn, serves_in_child=False),
     "gunicorn-uvicorn": SERVER_KINDS["gunicorn-uvicorn"],
+    "gunicorn-sendfile": SERVER_KINDS["gunicorn-sendfile"],
     # No lifespan and the process ends by re-raising the signal, so no Python exit code
     # runs: the workers see their lifeline close; multiprocessing's resource tracker
     # then removes the pool's semaphores itself (and says so).
     "uvicorn-no-lifespan": SERVER_KINDS["uvicorn-patched"],
 }
-QUIET_KINDS = ["granian", "granian-stock", "uvicorn", "gunicorn-uvicorn"]
+QUIET_KINDS = ["granian", "granian-stock", "uvicorn", "gunicorn-uvicorn", "gunicorn-sendfile"]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fileresponse.exceptions import SourceNotFound, UnsafePath
-from fileresponse.sources import filesystem
+from fileresponse.sources import cached, filesystem
 from fileresponse.sources.filesystem import FilesystemSource
 
 SIZE = 4 * 1024 * 1024 + 123
@@ -211,3 +211,55 @@ def test_open_beneath_closes_every_descriptor(tree: Path) -> None:
         with contextlib.suppress(SourceNotFound):
             os.close(filesystem.open_beneath(tree, relative))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# ---------------------------------------------------------------- opens on the event loop
+
+
+def _no_threads(*args: object) -> object:
+    raise AssertionError("a cached open must not need the I/O threads")
+
+
+async def test_a_cached_open_stays_on_the_loop(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not cached.available():
+        pytest.skip("no openat2 with RESOLVE_CACHED here")
+    os.close(filesystem.open_beneath(tree, "a/b/file.txt"))  # the names are in the caches now
+    monkeypatch.setattr(filesystem, "in_thread", _no_threads)
+    source = FilesystemSource.from_root(tree, "a/b/file.txt")
+    stat = await source.astat()
+    assert stat.size == len("inside")
+    assert await read_all(source, 0, stat.size) == b"inside"
+
+
+@pytest.mark.parametrize("relative", ["relative.txt", "dir/file.txt", "absolute.txt"])
+async def test_a_symlink_is_followed_in_the_threads(tree: Path, relative: str) -> None:
+    """The cached walk stops at a symlink; the threads follow it with every check."""
+    with pytest.raises(cached.NotCached):
+        os.close(filesystem.open_beneath(tree, relative, cached_only=True))
+    source = FilesystemSource.from_root(tree, relative)
+    assert await read_all(source, 0, (await source.astat()).size) == b"inside"
+
+
+async def test_cached_walks_refuse_what_leaves_the_root(tree: Path) -> None:
+    for relative in ("out-relative/file.txt", "out-dotdot.txt"):
+        with pytest.raises(UnsafePath):
+            await FilesystemSource.from_root(tree, relative).astat()
+
+
+async def test_without_openat2_opens_go_to_the_threads(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cached, "_working", False)
+    with pytest.raises(cached.NotCached):
+        cached.open_cached(str(tree / "a" / "b" / "file.txt"), os.O_RDONLY)
+    source = FilesystemSource.from_root(tree, "a/b/file.txt")
+    assert await read_all(source, 0, (await source.astat()).size) == b"inside"
+
+
+def test_a_missing_name_in_a_cached_directory_is_not_found(tree: Path) -> None:
+    if not cached.available():
+        pytest.skip("no openat2 with RESOLVE_CACHED here")
+    with contextlib.suppress(SourceNotFound):
+        filesystem.open_beneath(tree, "a/b/missing.txt")  # a negative entry in the cache
+    with pytest.raises(SourceNotFound):
+        filesystem.open_beneath(tree, "a/b/missing.txt", cached_only=True)

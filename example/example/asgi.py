@@ -1,6 +1,6 @@
 """ASGI entry point for the example project.
 
-gunicorn --chdir example example.asgi:application -k uvicorn_worker.UvicornWorker
+gunicorn --chdir example example.asgi:application -k fileresponse.workers.UvicornWorker
 """
 
 import os

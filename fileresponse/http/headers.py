@@ -5,6 +5,7 @@ Pure functions: no Django, no I/O.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import posixpath
 import unicodedata
@@ -25,10 +26,18 @@ _ENCODED_TYPES = {
 
 def guess_content_type(name: str, default: str = "application/octet-stream") -> str:
     """The media type of a file from its name (``mimetypes``)."""
-    media_type, encoding = mimetypes.guess_type(name, strict=False)
+    # mimetypes reads the last two suffixes at most (``.tar.gz``): the
+    # answer is cached by those, whatever the rest of the name.
+    stem, last = posixpath.splitext(name)
+    return _type_of_suffixes(posixpath.splitext(stem)[1] + last) or default
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_of_suffixes(suffixes: str) -> str | None:
+    media_type, encoding = mimetypes.guess_type("file" + suffixes, strict=False)
     if encoding is not None:
-        return _ENCODED_TYPES.get(encoding, default)
-    return media_type or default
+        return _ENCODED_TYPES.get(encoding)
+    return media_type
 
 
 # Text that is not text/*: scripts, JSON and XML (RFC 9239, 8259, 7303).
@@ -54,6 +63,7 @@ def _is_text(media_type: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def with_charset(content_type: str, charset: str | None) -> str:
     """``content_type`` with ``; charset=`` added to a text type that has none.
 
@@ -70,6 +80,7 @@ def with_charset(content_type: str, charset: str | None) -> str:
     return f"{content_type.rstrip().rstrip(';')}; charset={charset}"
 
 
+@functools.lru_cache(maxsize=4096)
 def content_disposition(filename: str, *, as_attachment: bool) -> str:
     """A ``Content-Disposition`` value (RFC 6266), safe for any file name.
 

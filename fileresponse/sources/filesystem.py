@@ -1,7 +1,10 @@
 """Files on this machine's file system.
 
 Every blocking call (open, stat, read) runs in the library's I/O threads when
-called from async code; the sync variants are for WSGI and sync views.
+called from async code, unless the kernel can answer it from memory: an open
+of names in the kernel's caches (``openat2`` with ``RESOLVE_CACHED``, see
+:mod:`.cached`) and reads of cached pages (``preadv`` with ``RWF_NOWAIT``) run
+on the event loop. The sync variants are for WSGI and sync views.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import stat as stat_module
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import IO
 
 from fileresponse.exceptions import (
@@ -28,6 +30,7 @@ from fileresponse.exceptions import (
 from fileresponse.threads import ThreadedReads, in_thread, io_executor
 
 from .base import DeferredClose, SourceStat, StatOnce
+from .cached import NotCached, open_cached
 
 __all__ = [
     "FileObjectSource",
@@ -88,7 +91,9 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EISDIR, errno.ENXIO)
 
 
-def open_beneath(root: str | os.PathLike[str], relative_path: str) -> int:
+def open_beneath(
+    root: str | os.PathLike[str], relative_path: str, *, cached_only: bool = False
+) -> int:
     """Open ``relative_path`` under ``root`` for reading, never leaving the root.
 
     The path is walked one component at a time from a descriptor of the
@@ -101,10 +106,12 @@ def open_beneath(root: str | os.PathLike[str], relative_path: str) -> int:
 
     Raises :class:`SourceNotFound` (missing, a loop), :class:`UnsafePath`
     (an escape) and :class:`SourceForbidden` (permissions). Blocking: call it
-    off the event loop.
+    off the event loop; or with ``cached_only=True``, which raises
+    :class:`~fileresponse.sources.cached.NotCached` rather than wait for the
+    disk (and at a symlink), on it.
     """
     pending = deque(relative_path_parts(relative_path))
-    root_fd = _open_step(os.fspath(root), _DIRECTORY_FLAGS & ~os.O_NOFOLLOW, None)
+    root_fd = _open_step(os.fspath(root), _DIRECTORY_FLAGS & ~os.O_NOFOLLOW, None, cached_only)
     parents = [root_fd]
     followed = 0
     try:
@@ -119,8 +126,10 @@ def open_beneath(root: str | os.PathLike[str], relative_path: str) -> int:
                 continue
             flags = _DIRECTORY_FLAGS if pending else _FILE_FLAGS
             try:
-                descriptor = _open_step(part, flags, parents[-1])
+                descriptor = _open_step(part, flags, parents[-1], cached_only)
             except _SymlinkMet:
+                if cached_only:
+                    raise NotCached(part) from None
                 followed += 1
                 if followed > _MAX_SYMLINKS:
                     raise SourceNotFound("too many levels of symbolic links") from None
@@ -144,8 +153,10 @@ class _SymlinkMet(Exception):
     """The component is (now) a symbolic link."""
 
 
-def _open_step(name: str, flags: int, dir_fd: int | None) -> int:
+def _open_step(name: str, flags: int, dir_fd: int | None, cached_only: bool = False) -> int:
     try:
+        if cached_only:
+            return open_cached(name, flags, dir_fd)
         return os.open(name, flags, dir_fd=dir_fd)
     except PermissionError as error:
         raise SourceForbidden("no permission to read the file") from error
@@ -213,20 +224,28 @@ class FilesystemSource(StatOnce, DeferredClose):
 
     @property
     def name(self) -> str:
-        return Path(self._path).name
+        return os.path.basename(self._path)
 
     def __repr__(self) -> str:
         return f"<FilesystemSource {self._path!r}>"
 
     # -- stat ---------------------------------------------------------------
 
-    def _stat_now(self) -> SourceStat:
+    async def _astat_now(self) -> SourceStat:
+        # On the loop when every name is in the kernel's caches (an open costs
+        # a few microseconds; a hop to a thread, tens): in the threads otherwise.
+        try:
+            return self._stat_now(cached_only=True)
+        except NotCached:
+            return await in_thread(self._stat_now)
+
+    def _stat_now(self, cached_only: bool = False) -> SourceStat:
         """Open the file, then ``fstat`` the descriptor: the reads use that descriptor."""
         if self._root is None:
-            fd = self._open_path()
+            fd = self._open_path(cached_only)
         else:
             try:
-                fd = open_beneath(self._root, self._path)
+                fd = open_beneath(self._root, self._path, cached_only=cached_only)
             except FileResponseError as error:
                 # The same kind of error, naming the path (shown in the log, and under DEBUG).
                 raise type(error)(f"{self._path!r}: {error}") from None
@@ -258,10 +277,13 @@ class FilesystemSource(StatOnce, DeferredClose):
             return os.path.abspath(self._path)
         return os.path.join(os.path.abspath(self._root), *relative_path_parts(self._path))
 
-    def _open_path(self) -> int:
+    def _open_path(self, cached_only: bool = False) -> int:
         """Open a path given by the application (symlinks followed, as it asked)."""
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            return os.open(self._path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            if cached_only:
+                return open_cached(self._path, flags)
+            return os.open(self._path, flags)
         except FileNotFoundError as error:
             raise SourceNotFound(f"no file {self._path!r}") from error
         except PermissionError as error:
