@@ -34,7 +34,11 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 def encode_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     """Response headers and cookies as ASGI byte pairs, as Django's handler encodes them."""
-    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    # The (name, value) pairs as set, without the case-insensitive mapping's
+    # look-up per name (``items()``): the same pairs, in the same order.
+    store = getattr(response.headers, "_store", None)
+    pairs = store.values() if isinstance(store, dict) else response.items()
+    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in pairs]
     headers.extend(
         (b"Set-Cookie", cookie.OutputString().encode("ascii"))
         for cookie in response.cookies.values()
