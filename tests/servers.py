@@ -109,7 +109,7 @@ def _uvicorn(handler: str) -> Callable[[int], list[str]]:
     return command
 
 
-def _sendfile_uvicorn(handler: str, loop: str) -> Callable[[int], list[str]]:
+def _sendfile_uvicorn(handler: str, loop: str, *options: str) -> Callable[[int], list[str]]:
     """uvicorn's command line with the library's protocol (``python -m fileresponse.server``)."""
 
     def command(port: int) -> list[str]:
@@ -117,6 +117,7 @@ def _sendfile_uvicorn(handler: str, loop: str) -> Callable[[int], list[str]]:
             *(sys.executable, "-m", "fileresponse.server", _module(handler)),
             *("--host", "127.0.0.1", "--port", str(port), "--loop", loop),
             *("--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "2"),
+            *options,
         ]
 
     return command
@@ -176,9 +177,8 @@ SERVER_KINDS = {
         ServerKind(
             "uvicorn-sendfile-header-timeout",
             "patched",
-            _sendfile_uvicorn("patched", "uvloop"),
+            _sendfile_uvicorn("patched", "uvloop", "--header-timeout", "1"),
             serves_in_child=False,
-            env=(("FILERESPONSE_HEADER_TIMEOUT", "1"),),
         ),
         ServerKind("granian", "patched", _granian("patched"), serves_in_child=True),
         ServerKind("gunicorn-wsgi", "wsgi", _gunicorn("wsgi", "sync"), serves_in_child=True),

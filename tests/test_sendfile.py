@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fileresponse.server.protocol import DEFAULT_HEADER_TIMEOUT, header_timeout_from_environment
 from tests import rawhttp
 from tests.servers import (
     REPO_ROOT,
@@ -401,8 +402,27 @@ def _closed_after(connection: socket.socket, dribble: bytes = b"") -> tuple[floa
     return time.monotonic() - started, bytes(answer)
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("", DEFAULT_HEADER_TIMEOUT), ("2.5", 2.5), ("0", None), ("off", None), (" 7 ", 7.0)],
+)
+def test_the_header_timeout_from_the_environment(
+    value: str, seconds: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FILERESPONSE_HEADER_TIMEOUT", value)
+    assert header_timeout_from_environment() == seconds
+
+
+@pytest.mark.parametrize("value", ["-1", "soon"])
+def test_a_bad_header_timeout_is_an_error(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FILERESPONSE_HEADER_TIMEOUT", value)
+    with pytest.raises(ValueError, match=r"FILERESPONSE_HEADER_TIMEOUT|could not convert"):
+        header_timeout_from_environment()
+
+
 @pytest.fixture(scope="module")
 def timeout_server(server_pool: ServerPool) -> LiveServer:
+    """``python -m fileresponse.server ... --header-timeout 1``."""
     return server_pool.get("uvicorn-sendfile-header-timeout")
 
 

@@ -21,10 +21,11 @@ fileresponse.server`` or ``gunicorn -k fileresponse.workers.UvicornWorker``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.utils import is_ssl
@@ -65,14 +66,22 @@ def header_timeout_from_environment() -> float | None:
     return seconds
 
 
+#: Read once per process, at the first connection (after ``python -m fileresponse.server``
+#: has set it from ``--header-timeout``).
+_environment_timeout = functools.cache(header_timeout_from_environment)
+
+
 class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
     """uvicorn's httptools protocol with ``sendfile`` extensions and a header timeout."""
 
-    #: Seconds for a complete request head, or ``None``; read from the environment once.
-    header_timeout: float | None = header_timeout_from_environment()
+    #: Seconds for a complete request head, or ``None`` for no limit; a subclass may fix
+    #: it. By default ``FILERESPONSE_HEADER_TIMEOUT`` (``DEFAULT_HEADER_TIMEOUT`` unset).
+    header_timeout: ClassVar[float | str | None] = "environment"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        timeout = type(self).header_timeout
+        self._head_timeout = _environment_timeout() if isinstance(timeout, str) else timeout
         self._header_timer: asyncio.TimerHandle | None = None
         self._sends_files = False
 
@@ -106,8 +115,8 @@ class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
     # -- the header timeout ---------------------------------------------------
 
     def _arm_header_timer(self) -> None:
-        if self.header_timeout is not None:
-            self._header_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        if self._head_timeout is not None:
+            self._header_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -123,7 +132,7 @@ class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
             # A pipelined head is late while a response is sent: close after that response.
             cycle.keep_alive = False
             return
-        logger.info("request head not complete in %ss: connection closed", self.header_timeout)
+        logger.info("request head not complete in %ss: connection closed", self._head_timeout)
         self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()
 
