@@ -7,6 +7,8 @@ The public API lives in submodules, imported where needed so that importing
 - :func:`fileresponse.views.serve`
 - :func:`fileresponse.asgi.get_asgi_application`,
   :class:`fileresponse.handlers.AsyncFileASGIHandler`
+- :class:`fileresponse.fastpath.FastPathApplication` (``FILERESPONSE["FAST_PATHS"]``),
+  :func:`fileresponse.staticfiles.serve_static`
 """
 
 from __future__ import annotations

@@ -20,11 +20,18 @@
                        derivatives are in use and ``DERIVATIVES_KINDS`` is ``None``
 ``fileresponse.E031``  ``DERIVATIVES_COMMANDS`` is not valid (names, keys, ``argv``,
                        placeholders, formats)
+``fileresponse.E040``  ``FAST_PATHS`` or ``FAST_PATH_HEADERS`` is not valid (a prefix
+                       that is not ``/.../``, an unknown target, a header name)
+``fileresponse.E041``  a ``"static"`` fast path, and ``STATIC_ROOT`` is not set
+``fileresponse.E042``  a fast path's ``{"storage": alias}`` is not in ``STORAGES``
+``fileresponse.W040``  a fast path's ``{"root": dir}`` (or ``STATIC_ROOT``) is not a
+                       directory (yet: ``collectstatic`` may make it)
 =====================  ==============================================================
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +45,13 @@ if TYPE_CHECKING:
     from .conf import Config
     from .storage.minio.storage import MinioStorage
 
-__all__ = ["check_derivatives", "check_minio", "check_minio_storages", "check_settings"]
+__all__ = [
+    "check_derivatives",
+    "check_fast_paths",
+    "check_minio",
+    "check_minio_storages",
+    "check_settings",
+]
 
 _EXECUTORS = ("process", "thread")
 
@@ -50,14 +63,17 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     except ImproperlyConfigured:
         return [Error("FILERESPONSE must be a dict.", id="fileresponse.E001")]
     return [
-        Error(
-            f"FILERESPONSE: {problem}.",
-            id="fileresponse.E031"
-            if problem.startswith("DERIVATIVES_COMMANDS")
-            else "fileresponse.E002",
-        )
+        Error(f"FILERESPONSE: {problem}.", id=_problem_id(problem))
         for problem in validate(configured)
     ]
+
+
+def _problem_id(problem: str) -> str:
+    if problem.startswith("DERIVATIVES_COMMANDS"):
+        return "fileresponse.E031"
+    if problem.startswith("FAST_PATH"):
+        return "fileresponse.E040"
+    return "fileresponse.E002"
 
 
 @register()
@@ -217,8 +233,10 @@ def _kind_messages(config: Config) -> list[CheckMessage]:
 
 
 def _derivatives_in_use(configured: Mapping[str, Any]) -> bool:
-    """A ``DERIVATIVES_*`` setting is given, or the URLconf serves derivatives."""
+    """A ``DERIVATIVES_*`` setting is given, a fast path or the URLconf serves derivatives."""
     if any(str(key).startswith("DERIVATIVES_") for key in configured):
+        return True
+    if "derivatives" in get_config().FAST_PATHS.values():
         return True
     from django.urls import NoReverseMatch, reverse
 
@@ -246,3 +264,49 @@ def _executor_problem(choice: str) -> str | None:
     if not (callable(executor) and hasattr(executor, "run") and hasattr(executor, "shutdown")):
         return f"DERIVATIVES_EXECUTOR {choice!r} is not a class with run(job) and shutdown()"
     return None
+
+
+@register()
+def check_fast_paths(**kwargs: Any) -> list[CheckMessage]:
+    """Each target of ``FAST_PATHS`` can be served: ``STATIC_ROOT`` set, storages, roots."""
+    try:
+        configured = settings_table("FILERESPONSE")
+    except ImproperlyConfigured:
+        return []  # E001 says what is wrong first
+    if validate(configured):
+        return []  # E002 or E040 says what is wrong first
+    storages = getattr(settings, "STORAGES", {}) or {}
+    messages: list[CheckMessage] = []
+    for prefix, target in get_config().FAST_PATHS.items():
+        where = f"FILERESPONSE: FAST_PATHS[{prefix!r}]"
+        root: str | None = None
+        if target == "static":
+            if not settings.STATIC_ROOT:
+                messages.append(
+                    Error(
+                        f"{where} serves STATIC_ROOT, which is not set.",
+                        hint="Set STATIC_ROOT, the directory collectstatic fills.",
+                        id="fileresponse.E041",
+                    )
+                )
+                continue
+            root = os.fspath(settings.STATIC_ROOT)
+        elif isinstance(target, Mapping) and "storage" in target:
+            if target["storage"] not in storages:
+                messages.append(
+                    Error(
+                        f"{where}: storage {target['storage']!r} is not in settings.STORAGES.",
+                        hint=f"Known aliases: {', '.join(sorted(storages)) or 'none'}.",
+                        id="fileresponse.E042",
+                    )
+                )
+        elif isinstance(target, Mapping):
+            root = target["root"]
+        if root is not None and not os.path.isdir(root):
+            messages.append(
+                Warning(
+                    f"{where}: {root!r} is not a directory; every request there is a 404.",
+                    id="fileresponse.W040",
+                )
+            )
+    return messages

@@ -70,6 +70,31 @@ def test_overrides_are_checked_and_leave_the_settings_alone(settings: Any) -> No
         get_config(CHUNK_SIZE=0)
 
 
+def test_overrides_are_kept_per_set_and_bad_ones_fail_each_time(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.FILERESPONSE = {"MAX_RANGES": 3}
+    calls: list[object] = []
+    validate = conf.validate
+
+    def counting(values: Any) -> list[str]:
+        calls.append(dict(values))
+        return validate(values)
+
+    monkeypatch.setattr(conf, "validate", counting)
+    first = get_config(CACHE_CONTROL="max-age=1", CHUNK_SIZE=1024)
+    assert get_config(CHUNK_SIZE=1024, CACHE_CONTROL="max-age=1") is first
+    assert calls.count({"CACHE_CONTROL": "max-age=1", "CHUNK_SIZE": 1024}) == 1
+    assert (first.MAX_RANGES, first.CHUNK_SIZE) == (3, 1024)
+    for _ in range(2):
+        with pytest.raises(ImproperlyConfigured, match="CHUNK_SIZE must be int, not bool"):
+            get_config(CHUNK_SIZE=True)  # equal to 1, and still refused
+    settings.FILERESPONSE = {"MAX_RANGES": 4}
+    assert get_config(CACHE_CONTROL="max-age=1", CHUNK_SIZE=1024).MAX_RANGES == 4
+    unhashable = get_config(DERIVATIVES_MAX_RUNS={"image": 1})
+    assert unhashable.DERIVATIVES_MAX_RUNS == {"image": 1}
+
+
 def test_bad_settings_fail_on_every_read(settings: Any) -> None:
     settings.FILERESPONSE = {"MAX_RANGES": "many"}
     for _ in range(2):

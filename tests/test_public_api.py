@@ -15,6 +15,9 @@ PUBLIC = {
     "fileresponse.views": ["serve", "serve_storage", "error_response"],
     "fileresponse.asgi": ["get_asgi_application"],
     "fileresponse.handlers": ["AsyncFileASGIHandler", "encode_headers"],
+    "fileresponse.fastpath": ["FastPathApplication"],
+    "fileresponse.staticfiles": ["serve_static", "static_response"],
+    "fileresponse.http.negotiation": ["choose_encoding"],
     "fileresponse.workers": ["UvicornWorker"],
     "fileresponse.server": ["HttpToolsProtocol", "DEFAULT_HEADER_TIMEOUT"],
     "fileresponse.server.protocol": ["HttpToolsProtocol", "header_timeout_from_environment"],
@@ -33,7 +36,12 @@ PUBLIC = {
         "object_key",
         "sync_client",
     ],
-    "fileresponse.checks": ["check_settings", "check_minio", "check_derivatives"],
+    "fileresponse.checks": [
+        "check_settings",
+        "check_minio",
+        "check_derivatives",
+        "check_fast_paths",
+    ],
     "fileresponse.exceptions": ["SourceNotFound", "SourceUnavailable", "UnsafePath"],
     "fileresponse.derivatives": [
         "Spec",
@@ -49,6 +57,7 @@ MODULES_WITH_ALL = sorted(
         *PUBLIC,
         "fileresponse",
         "fileresponse.conf",
+        "fileresponse.conf.fastpaths",
         "fileresponse.responses",
         "fileresponse.asgi_types",
         "fileresponse.http.ranges",
@@ -96,6 +105,7 @@ def test_pure_http_modules_import_neither_django_nor_sdks() -> None:
     code = (
         "import sys\n"
         "import fileresponse, fileresponse.http.plan, fileresponse.http.headers\n"
+        "import fileresponse.http.negotiation\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in "
         "('django', 'minio', 'miniopy_async', 'PIL', 'celery')]\n"
         "print(','.join(sorted(loaded)))\n"

@@ -19,6 +19,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from .commands import command_table_problems
+from .fastpaths import fast_path_headers_problems, fast_path_problems, fast_paths_checked
 from .lazy import PerSettings, per_settings
 from .minio import (
     DELIVERY_MODES,
@@ -156,6 +157,22 @@ class Config:
     #: Whether a streamed derivative's command is killed once no client follows it
     #: (``False``: it runs on and is stored for the next request).
     DERIVATIVES_STREAM_ABANDON: bool = False
+    #: URL prefixes the ASGI application answers itself, before Django's URL resolution,
+    #: middleware and request signals (:mod:`fileresponse.fastpath`), each to a target:
+    #: ``"static"`` (``STATIC_ROOT``, precompressed variants, immutable hashed names),
+    #: ``"derivatives"`` (the signed URLs of ``fileresponse.derivatives.urls``),
+    #: ``{"root": "/abs/dir"}`` or ``{"storage": "alias"}`` (public files, as ``views.serve``).
+    #: E.g. ``{"/static/": "static", "/media/": {"root": MEDIA_ROOT}}``; empty: no fast path.
+    FAST_PATHS: Mapping[str, str | Mapping[str, str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    #: Headers every fast-path response carries, since no middleware adds them there
+    #: (CORS, ``X-Content-Type-Options``...); a header the response has is kept.
+    FAST_PATH_HEADERS: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``Cache-Control`` of static files whose names are not hashed by
+    #: ``ManifestStaticFilesStorage`` (hashed ones are ``max-age=31536000, immutable``);
+    #: ``None``: ``CACHE_CONTROL``.
+    STATIC_CACHE_CONTROL: str | None = "max-age=60"
 
 
 DEFAULTS: Mapping[str, Any] = {item.name: default_of(item) for item in fields(Config)}
@@ -192,6 +209,10 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             problems.extend(command_table_problems(value))
         elif key == "DERIVATIVES_MAX_RUNS":
             problems.extend(_max_runs_problems(value))
+        elif key == "FAST_PATHS":
+            problems.extend(fast_path_problems(value))
+        elif key == "FAST_PATH_HEADERS":
+            problems.extend(fast_path_headers_problems(value))
         elif (
             isinstance(value, int)
             and not isinstance(value, bool)
@@ -250,19 +271,44 @@ def get_config(**overrides: Any) -> Config:
     """The settings in force: defaults, then ``settings.FILERESPONSE``, then ``overrides``.
 
     ``settings.FILERESPONSE`` is read and validated once (again when it
-    changes); overrides are checked on each call. Overrides that are ``None``
-    are left out, so callers can pass their keyword arguments through
-    unchanged.
+    changes); so is each set of overrides of plain values (a response's
+    ``cache_control``, ``chunk_size``...: the result is kept), and bad
+    overrides fail on every call. Overrides that are ``None`` are left out,
+    so callers can pass their keyword arguments through unchanged.
     """
     configured = _configured()
     given = {key: value for key, value in overrides.items() if value is not None}
-    return replace(configured, **_checked(given)) if given else configured
+    if not given:
+        return configured
+    # The type too: True == 1, but True is no CHUNK_SIZE.
+    key = tuple(sorted((name, type(value), value) for name, value in given.items()))
+    try:
+        kept = _overridden().get(key)
+    except TypeError:  # an unhashable value: not kept
+        return replace(configured, **_checked(given))
+    if kept is None:
+        kept = replace(configured, **_checked(given))
+        table = _overridden()
+        if len(table) >= _MAX_OVERRIDDEN:
+            table.clear()
+        table[key] = kept
+    return kept
+
+
+#: Sets of overrides kept by get_config (a few in practice: the responses' options).
+_MAX_OVERRIDDEN = 256
 
 
 @per_settings("FILERESPONSE")
 def _configured() -> Config:
     """``settings.FILERESPONSE`` over the defaults, validated."""
     return Config(**_checked(settings_table("FILERESPONSE")))
+
+
+@per_settings("FILERESPONSE")
+def _overridden() -> dict[tuple[tuple[str, type, Any], ...], Config]:
+    """The configs of get_config's overrides, by overrides, until the settings change."""
+    return {}
 
 
 def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,6 +322,10 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
             checked[key] = tuple(value)
     if "DERIVATIVES_MAX_RUNS" in checked:
         checked["DERIVATIVES_MAX_RUNS"] = MappingProxyType(dict(checked["DERIVATIVES_MAX_RUNS"]))
+    if "FAST_PATHS" in checked:
+        checked["FAST_PATHS"] = fast_paths_checked(checked["FAST_PATHS"])
+    if "FAST_PATH_HEADERS" in checked:
+        checked["FAST_PATH_HEADERS"] = MappingProxyType(dict(checked["FAST_PATH_HEADERS"]))
     if checked.get("DOCUMENT_ROOT") is not None:
         checked["DOCUMENT_ROOT"] = str(checked["DOCUMENT_ROOT"])
     return checked

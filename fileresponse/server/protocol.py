@@ -211,6 +211,10 @@ class _FileSendingApp:
         if cycle.disconnected or count <= 0 or cycle.scope["method"] == "HEAD":
             return
         transport = cycle.transport
+        if transport.is_closing():
+            # Closed between two messages (a reset seen by the transport first).
+            cycle.disconnected = True
+            return
         if cycle.chunked_encoding:
             transport.write(b"%x\r\n" % count)
         elif count > cycle.expected_content_length:
