@@ -135,6 +135,9 @@ class AsyncFileResponse(StreamingHttpResponse):
         self._stat = stat
         self._file_to_stream: IO[bytes] | None = None
         self.block_size = self._chunk_size = config.CHUNK_SIZE
+        # Async reads of a source that buffers more than a chunk anyway (MinIO) come in
+        # its own pieces: splitting them only adds messages.
+        self._async_chunk_size = max(config.CHUNK_SIZE, getattr(source, "min_chunk_size", 0))
         self._resource_closers.append(source.close)
 
         method = "GET" if request is None else (request.method or "GET")
@@ -229,7 +232,9 @@ class AsyncFileResponse(StreamingHttpResponse):
                 if isinstance(segment, bytes):
                     yield segment
                     continue
-                chunks = self._source.aiter_range(segment.first, segment.length, self._chunk_size)
+                chunks = self._source.aiter_range(
+                    segment.first, segment.length, self._async_chunk_size
+                )
                 async with aclosing(chunks):
                     async for chunk in chunks:
                         yield chunk

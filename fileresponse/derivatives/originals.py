@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fileresponse.sources import Source, SourceStat
 from fileresponse.sources.filesystem import FilesystemSource
 from fileresponse.sources.storage import storage_source
 
@@ -19,7 +20,7 @@ from .keys import version_of
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
 
-__all__ = ["SourceState", "stat_original"]
+__all__ = ["SourceState", "astat_original", "stat_original"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,25 @@ def stat_original(storage: Storage, storage_alias: str, name: str, max_bytes: in
         stat = source.stat()
     finally:
         source.close()
+    return _state(source, stat, storage_alias, name, max_bytes)
+
+
+async def astat_original(
+    storage: Storage, storage_alias: str, name: str, max_bytes: int
+) -> SourceState:
+    """:func:`stat_original` by the source's ``astat``: on the event loop for a local file
+    whose names are in the kernel's caches, in the I/O threads otherwise."""
+    source = storage_source(storage, name)
+    try:
+        stat = await source.astat()
+    finally:
+        source.close()
+    return _state(source, stat, storage_alias, name, max_bytes)
+
+
+def _state(
+    source: Source, stat: SourceStat, storage_alias: str, name: str, max_bytes: int
+) -> SourceState:
     if stat.size > max_bytes:
         raise SourceTooLarge(f"source too large: {stat.size} bytes (limit {max_bytes})")
     if isinstance(source, FilesystemSource):

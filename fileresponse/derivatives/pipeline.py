@@ -24,11 +24,11 @@ from fileresponse.threads import in_thread
 from .exceptions import KindUnavailable, ProcessingError, ProcessingUnavailable
 from .executor import get_executor
 from .keys import derivative_name, lock_key
-from .originals import SourceState, stat_original
+from .originals import SourceState, astat_original, stat_original
 from .processors import JobInput, Output, Processor, processor_for
 from .singleflight import get_single_flight
 from .spool import spooled_source
-from .store import DerivativeStore, StoredDerivative, get_store
+from .store import DerivativeStore, StoredDerivative, get_store, local_location
 from .streaming import StreamRequest, await_stream, open_stream
 
 if TYPE_CHECKING:
@@ -155,11 +155,14 @@ async def _obtain(
         output, varies = processor.choose_output(spec, source_name, accept, config)
     elif isinstance(output, str):
         output = processor.output(output, config)
-    # 2. Look up: stat the source, name the derivative, find it (one I/O thread hop).
+    # 2. Look up: stat the source, name the derivative, find it (on the event loop when
+    # both are files of this machine in the kernel's caches, else in one I/O thread hop).
     engine = processor.version(config)
-    state, name, found = await in_thread(
-        _look_up, store, source_storage, storage_alias, source_name, spec, output, config, engine
-    )
+    look_up = (storage_alias, source_name, spec, output, config, engine)
+    if store.root is not None and local_location(source_storage) is not None:
+        state, name, found = await _alook_up(store, source_storage, *look_up)
+    else:
+        state, name, found = await in_thread(_look_up, store, source_storage, *look_up)
     resolved = _Resolved(processor, output, varies, engine, state, name, found)
     if resolved.found is not None:
         return _obtained(resolved, resolved.found, generated=False)
@@ -211,7 +214,7 @@ async def _produce_once(
         )
 
     async def is_done() -> bool:
-        return await in_thread(store.exists, name)
+        return await store.aexists(name)
 
     try:
         return await get_single_flight(store).run(lock_key(name), is_done, produce)
@@ -245,7 +248,7 @@ def _stream_request(
 
 
 async def _stored(store: DerivativeStore, resolved: _Resolved, *, generated: bool) -> Obtained:
-    found = await in_thread(store.find, resolved.name)
+    found = await store.afind(resolved.name)
     if found is None:
         raise ProcessingUnavailable("the derivative was not stored; try again")
     return _obtained(resolved, found, generated=generated)
@@ -276,6 +279,27 @@ def _look_up(
     return state, name, store.find(name)
 
 
+async def _alook_up(
+    store: DerivativeStore,
+    source_storage: Storage,
+    storage_alias: str,
+    source_name: str,
+    spec: Spec,
+    output: Output,
+    config: Config,
+    engine: str,
+) -> tuple[SourceState, str, StoredDerivative | None]:
+    """:func:`_look_up`, each stat on the event loop when its names are in the kernel's caches."""
+    state = await astat_original(
+        source_storage, storage_alias, source_name, config.DERIVATIVES_MAX_SOURCE_BYTES
+    )
+    name = derivative_name(
+        storage_alias, source_name, state.version, spec, output.extension, engine=engine
+    )
+    _negative_cache.check(name)
+    return state, name, await store.afind(name)
+
+
 async def _produce(
     store: DerivativeStore,
     processor: Processor,
@@ -301,8 +325,7 @@ async def _produce(
         async with spooled_source(source_storage, state, max_bytes) as copy:
             job = processor.job(spec, output, JobInput(copy.path, copy.data), config)
             result = await get_executor().run(job)
-    await in_thread(store.write_manifest, state.storage_alias, state.name, engine)
-    await in_thread(store.save, name, result.data)
+    await in_thread(_store_result, store, state, engine, name, result.data)
     elapsed = time.perf_counter() - started
     logger.info(
         "generated %s in %.1f ms (%s, %d bytes)",
@@ -312,6 +335,14 @@ async def _produce(
         len(result.data),
         extra={"derivative": name, "duration": elapsed},
     )
+
+
+def _store_result(
+    store: DerivativeStore, state: SourceState, engine: str, name: str, data: bytes
+) -> None:
+    """The source's manifest (if new), then the derivative, atomically (blocking)."""
+    store.write_manifest(state.storage_alias, state.name, engine)
+    store.save(name, data)
 
 
 # ---------------------------------------------------------------- negative cache

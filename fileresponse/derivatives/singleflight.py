@@ -103,8 +103,20 @@ class MachineLock:
         return os.path.join(self.directory, f"{bucket:03x}.lock")
 
     def _open(self, path: str) -> int:
-        os.makedirs(self.directory, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:  # the first lock of this directory
+            os.makedirs(self.directory, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+    def _open_locked(self, path: str) -> tuple[int, bool]:
+        """The lock file open, and whether this first try took the lock (one I/O thread hop)."""
+        descriptor = self._open(path)
+        try:
+            return descriptor, self._try_lock(descriptor)
+        except BaseException:
+            os.close(descriptor)
+            raise
 
     @staticmethod
     def _try_lock(descriptor: int) -> bool:
@@ -119,15 +131,16 @@ class MachineLock:
     @contextlib.asynccontextmanager
     async def hold(self, key: str, deadline: float) -> AsyncIterator[None]:
         """Hold the lock of ``key``; :class:`ProcessingUnavailable` at ``deadline`` (monotonic)."""
-        descriptor: int = await in_thread(self._open, self.path_for(key))
+        descriptor, locked = await in_thread(self._open_locked, self.path_for(key))
         try:
             pauses = _pauses(_LONGEST_PAUSE)
-            while not await in_thread(self._try_lock, descriptor):
+            while not locked:
                 if time.monotonic() >= deadline:
                     raise ProcessingUnavailable(
                         "waited too long for another run of this derivative"
                     )
                 await anext(pauses)
+                locked = await in_thread(self._try_lock, descriptor)
             yield
         finally:
             # Closing the descriptor releases the lock (the only descriptor of this open).

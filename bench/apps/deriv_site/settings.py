@@ -1,7 +1,9 @@
 """Django site for bench/derivatives.py: plain files and derivatives of the same document root.
 
-Derivatives are stored under ``BENCH_DOC_ROOT/derivatives`` so that the very file a
-derivative URL serves can also be requested as a plain file at ``/files/...``.
+Derivatives are stored under ``BENCH_DOC_ROOT/derivatives`` (``BENCH_DERIVATIVES_DIR``
+names another folder there) so that the very file a derivative URL serves can also be
+requested as a plain file at ``/files/...``. ``deriv_site.fastpath_settings`` is the same
+site with the ASGI fast path for its derivative URLs.
 """
 
 import os
@@ -18,6 +20,8 @@ STORAGES = {
     }
 }
 FILERESPONSE = {
-    "DERIVATIVES_ROOT": os.path.join(DOC_ROOT, "derivatives"),
+    "DERIVATIVES_ROOT": os.path.join(
+        DOC_ROOT, os.environ.get("BENCH_DERIVATIVES_DIR", "derivatives")
+    ),
     "DERIVATIVES_EXECUTOR": os.environ.get("BENCH_DERIVATIVES_EXECUTOR", "process"),
 }

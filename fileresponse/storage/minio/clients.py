@@ -5,18 +5,26 @@ process; the async client (``miniopy-async``, an aiohttp pool) by the tasks of
 one event loop, and closed when that loop ends. Both SDKs (the
 ``fileresponse[minio]`` extra) are imported when a client is first made.
 Clients have connect and read timeouts and do not retry.
+
+The async client signs a request without a body (a HEAD, a GET) on the event
+loop: over plain http the SDK hashes the empty body in a worker thread, a
+thread hop per request (two per download: the stat and the GET) that costs
+more than the request's own signing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
+import inspect
 import os
 import ssl
 import threading
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -26,6 +34,7 @@ from fileresponse.sources.filesystem import relative_path_parts
 
 if TYPE_CHECKING:
     import minio
+    import miniopy_async.api
 
 __all__ = [
     "EXTRA",
@@ -145,12 +154,57 @@ def _new_sync_minio(config: MinioConfig) -> minio.Minio:
 # ---------------------------------------------------------------- async clients
 
 
+#: The ``x-amz-content-sha256`` of an empty body.
+_EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+_async_minio_cached: type[miniopy_async.api.Minio] | None = None
+
+
+def _async_minio() -> type[miniopy_async.api.Minio]:
+    """``miniopy_async.Minio``, with bodiless requests signed without a thread hop.
+
+    The SDK's ``_build_headers`` hashes the body with ``asyncio.to_thread``
+    over plain http, even when there is none. For ``body is None`` the
+    subclass asks it for the headers of an unsigned request (the same ones,
+    without the signing headers: no hash, no thread) and adds the two it
+    would have added: the hash of the empty body and the session token. An
+    SDK whose ``_build_headers`` is not the known coroutine gets no subclass.
+    """
+    global _async_minio_cached
+    if _async_minio_cached is not None:
+        return _async_minio_cached
+    from miniopy_async.api import Minio
+
+    known = getattr(Minio, "_build_headers", None)
+    if not (inspect.iscoroutinefunction(known) and len(inspect.signature(known).parameters) == 5):
+        _async_minio_cached = Minio
+        return Minio
+
+    class _Minio(Minio):
+        async def _build_headers(
+            self, host: str, headers: Any, body: Any, creds: Any
+        ) -> tuple[dict[str, str], datetime]:
+            base_url = getattr(self, "_base_url", None)
+            if body is not None or creds is None or getattr(base_url, "is_https", True):
+                built: tuple[dict[str, str], datetime] = await super()._build_headers(
+                    host, headers, body, creds
+                )
+                return built
+            unsigned, date = await super()._build_headers(host, headers, None, None)
+            unsigned["x-amz-content-sha256"] = _EMPTY_BODY_SHA256
+            if creds.session_token:
+                unsigned["X-Amz-Security-Token"] = creds.session_token
+            return unsigned, date
+
+    _async_minio_cached = _Minio
+    return _Minio
+
+
 class AsyncClient:
     """A ``miniopy-async`` client with its own aiohttp pool, bound to one event loop."""
 
     def __init__(self, config: MinioConfig) -> None:
         import aiohttp
-        from miniopy_async.api import Minio
 
         connector = aiohttp.TCPConnector(
             limit=config.MAX_CONNECTIONS, ssl=_ssl_context() if config.SECURE else True
@@ -166,7 +220,7 @@ class AsyncClient:
             auto_decompress=False,
             read_bufsize=READ_BUFFER_SIZE,
         )
-        self.minio = Minio(
+        self.minio = _async_minio()(
             config.ENDPOINT,
             access_key=config.ACCESS_KEY or None,
             secret_key=config.SECRET_KEY or None,
