@@ -108,10 +108,13 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-logo
+	$(VENV)/bin/python bench/report.py --check
 
 bench: venv
 	$(VENV)/bin/python bench/serve_files.py
 	$(VENV)/bin/python bench/serve_minio.py
+	$(VENV)/bin/python bench/derivatives.py
+	$(VENV)/bin/python bench/report.py
 
 clean:
 	rm -rf $(VENV) $(VENV52) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache \

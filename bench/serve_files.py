@@ -3,29 +3,51 @@
 
 Peers (one worker each, all serving the same generated files from one temp dir):
 
-  1 fileresponse-uvicorn   Django + fileresponse.asgi.get_asgi_application()
-                           + fileresponse.views.serve, under uvicorn
-  2 django-uvicorn         Django stock: django.core.asgi + django.views.static.serve
-                           (django.http.FileResponse), under uvicorn
-  3 starlette-uvicorn      Starlette + starlette.responses.FileResponse, under uvicorn
-  4 fileresponse-granian   peer 1's Django site under granian --interface asgi
-                           (granian offers http.response.pathsend)
-  5 nginx                  nginx, sendfile on, 1 worker (skipped when nginx is not installed)
+   1 nginx                   nginx, sendfile on, 1 worker (skipped when nginx is not installed)
+   2 fileresponse-worker     Django + fileresponse.asgi.get_asgi_application() + views.serve
+                             (apps/fr_site) under gunicorn -k fileresponse.workers.UvicornWorker
+                             (http.response.zerocopysend: sendfile)
+   3 fileresponse-uvicorn    the same site under stock uvicorn (no zerocopysend, no pathsend)
+   4 starlette-uvicorn       Starlette + starlette.responses.FileResponse, stock uvicorn
+   5 starlette-worker        the same app under the library's worker (FileResponse: pathsend)
+   6 django-static-serve     Django's stock handler + django.views.static.serve, uvicorn
+   7 django-fileresponse     Django's stock handler + a view returning
+                             django.http.FileResponse(open(...)) (apps/djfile_site), uvicorn
+   8 fileresponse-granian    peer 2's site under granian --interface asgi (pathsend)
+  small files only (scenario c):
+   9 fastpath-worker         fr_site with FILERESPONSE["FAST_PATHS"] = {"/files/": {"root": ...}}
+                             (apps/fastpath_site), the library's worker
+  10 fastpath-uvicorn        the same, stock uvicorn
+  11 django-floor-worker     the floor of any Django response: an async view returning a 4 KiB
+                             HttpResponse, Django's stock handler (apps/floor_site), the worker
+  12 django-floor-uvicorn    the same, stock uvicorn
+  13 fileresponse-worker-mw  peer 2 with the example project's two middlewares
+  14 django-floor-worker-mw  peer 11 with the same two middlewares
+  15 fileresponse-uvicorn-mw peer 3 with the same two middlewares
+  16 django-floor-uvicorn-mw peer 12 with the same two middlewares
 
-Load per peer: wrk with N connections (default 50) downloading the 10 MiB file for a fixed
-duration, and at the same time a paced asyncio raw-socket client (default 5 connections,
-100 req/s in total) fetching the 4 KiB file, whose latencies give p50/p99.
-Peak RSS of the server process tree (process + children) is sampled every 50 ms.
+Scenarios, each after a warm-up, one peer at a time:
 
-Peers run one after the other: start, check bytes (sha256 of a full download, status 200),
-warm up, measure, stop. Results: a markdown table on stdout, and in --out (default
-bench/results/): serve_files.json, serve_files.md, serve_files.png.
+  hot    wrk (50 connections) downloading one 10 MiB file, and during it a paced asyncio
+         raw-socket client (5 connections, 100 req/s in total) fetching a 4 KiB file: p50/p99
+  cold   wrk (50 connections) on 100 distinct 10 MiB files (1 GiB, generated into the temp
+         dir; they stay in the page cache), paths taken round-robin by a Lua request()
+  small  wrk (16 connections, 1 thread) on the 4 KiB file alone: requests/s, p50/p99
+
+Server CPU is the CPU time (user + system) of the server's process tree over the measured
+window; for hot and cold it is also given per GB sent (10^9 bytes). Peak RSS of the tree is
+sampled every 50 ms. "other CPU %" is the machine's busy time not spent by the server, wrk,
+the small-file client or this script: another program competing for the cores.
+
+Results: markdown tables on stdout, and in --out (default bench/results/): serve_files.json,
+serve_files.md, serve_files.png. python bench/report.py then regenerates README.md's summary.
 
 Usage:
-  python bench/serve_files.py                  # all peers, 15 s each
-  python bench/serve_files.py --quick          # 3 s each, smoke run
-  python bench/serve_files.py --peers 2,3,5    # subset, by number or name
-  sudo python bench/serve_files.py --install   # apt-get install wrk nginx first (root only)
+  python bench/serve_files.py                    # all peers, all scenarios, 15 s each
+  python bench/serve_files.py --quick            # 3 s each, smoke run
+  python bench/serve_files.py --peers 1,2,4      # subset, by number or name
+  python bench/serve_files.py --scenarios small  # subset of hot,cold,small
+  sudo python bench/serve_files.py --install     # apt-get install wrk nginx first (root only)
 """
 
 from __future__ import annotations
@@ -42,6 +64,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -58,23 +81,175 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 APPS = HERE / "apps"
 MiB = 1024 * 1024
+GB = 1e9
 
 LARGE_NAME = "large.bin"
 SMALL_NAME = "small.bin"
+COLD_DIR = "cold"
 LARGE_SIZE = 10 * MiB
 SMALL_SIZE = 4 * 1024
 
-PEER_ORDER = [
-    "fileresponse-uvicorn",
-    "django-uvicorn",
-    "starlette-uvicorn",
-    "fileresponse-granian",
-    "nginx",
-]
+SCENARIOS = ("hot", "cold", "small")
+SCENARIO_TITLES = {
+    "hot": "(a) hot: one 10 MiB file",
+    "cold": "(b) cold-ish: distinct 10 MiB files",
+    "small": "(c) small files alone: 4 KiB",
+}
 
 # Targets checked in the report (see README.md).
 RSS_LIMIT_MIB = 128.0
+#: "other CPU %" above this (100 = one core) marks a measurement as disturbed.
+FOREIGN_CPU_LIMIT = 15.0
 
+WORKER_CLASS = "fileresponse.workers.UvicornWorker"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One server and site. ``server``: nginx, worker (gunicorn + the library's worker),
+    uvicorn (stock) or granian."""
+
+    name: str
+    server: str
+    app: str = ""
+    settings: str | None = None
+    middleware: str = "none"
+    scenarios: tuple[str, ...] = SCENARIOS
+    needs: tuple[str, ...] = ()
+    fast_path: bool = False
+    about: str = ""
+
+
+_FR = "fr_site.asgi:application"
+_FAST = "fastpath_site.asgi:application"
+_FLOOR = "floor_site.asgi:application"
+_SMALL_ONLY = ("small",)
+
+PEERS: tuple[Peer, ...] = (
+    Peer("nginx", "nginx", about="nginx, sendfile on"),
+    Peer(
+        "fileresponse-worker",
+        "worker",
+        _FR,
+        "fr_site.settings",
+        about="fr_site (views.serve), fileresponse's worker",
+    ),
+    Peer(
+        "fileresponse-uvicorn",
+        "uvicorn",
+        _FR,
+        "fr_site.settings",
+        about="fr_site (views.serve), stock uvicorn",
+    ),
+    Peer(
+        "starlette-uvicorn",
+        "uvicorn",
+        "starlette_site:app",
+        needs=("starlette",),
+        about="Starlette FileResponse, stock uvicorn",
+    ),
+    Peer(
+        "starlette-worker",
+        "worker",
+        "starlette_site:app",
+        needs=("starlette",),
+        about="Starlette FileResponse (pathsend), fileresponse's worker",
+    ),
+    Peer(
+        "django-static-serve",
+        "uvicorn",
+        "stock_site.asgi:application",
+        "stock_site.settings",
+        about="Django static.serve, stock handler, uvicorn",
+    ),
+    Peer(
+        "django-fileresponse",
+        "uvicorn",
+        "djfile_site.asgi:application",
+        "djfile_site.settings",
+        about="Django FileResponse(open()), stock handler, uvicorn",
+    ),
+    Peer(
+        "fileresponse-granian",
+        "granian",
+        _FR,
+        "fr_site.settings",
+        needs=("granian",),
+        about="fr_site (views.serve), granian (pathsend)",
+    ),
+    Peer(
+        "fastpath-worker",
+        "worker",
+        _FAST,
+        "fastpath_site.settings",
+        scenarios=_SMALL_ONLY,
+        fast_path=True,
+        about="FAST_PATHS /files/ (before the 2 middlewares), fileresponse's worker",
+    ),
+    Peer(
+        "fastpath-uvicorn",
+        "uvicorn",
+        _FAST,
+        "fastpath_site.settings",
+        scenarios=_SMALL_ONLY,
+        fast_path=True,
+        about="FAST_PATHS /files/ (before the 2 middlewares), stock uvicorn",
+    ),
+    Peer(
+        "django-floor-worker",
+        "worker",
+        _FLOOR,
+        "floor_site.settings",
+        scenarios=_SMALL_ONLY,
+        about="async view, 4 KiB HttpResponse, no middleware, fileresponse's worker",
+    ),
+    Peer(
+        "django-floor-uvicorn",
+        "uvicorn",
+        _FLOOR,
+        "floor_site.settings",
+        scenarios=_SMALL_ONLY,
+        about="async view, 4 KiB HttpResponse, no middleware, stock uvicorn",
+    ),
+    Peer(
+        "fileresponse-worker-mw",
+        "worker",
+        _FR,
+        "fr_site.settings",
+        "example",
+        _SMALL_ONLY,
+        about="fr_site + the example's 2 middlewares, fileresponse's worker",
+    ),
+    Peer(
+        "django-floor-worker-mw",
+        "worker",
+        _FLOOR,
+        "floor_site.settings",
+        "example",
+        _SMALL_ONLY,
+        about="floor + the example's 2 middlewares, fileresponse's worker",
+    ),
+    Peer(
+        "fileresponse-uvicorn-mw",
+        "uvicorn",
+        _FR,
+        "fr_site.settings",
+        "example",
+        _SMALL_ONLY,
+        about="fr_site + the example's 2 middlewares, stock uvicorn",
+    ),
+    Peer(
+        "django-floor-uvicorn-mw",
+        "uvicorn",
+        _FLOOR,
+        "floor_site.settings",
+        "example",
+        _SMALL_ONLY,
+        about="floor + the example's 2 middlewares, stock uvicorn",
+    ),
+)
+PEER_ORDER = [p.name for p in PEERS]
+PEER_BY_NAME = {p.name: p for p in PEERS}
 
 # --------------------------------------------------------------------------------------
 # process bookkeeping: every child we start is registered and killed on any exit path
@@ -383,20 +558,177 @@ def small_client_entry(cfg_json: str) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# CPU accounting: the server's tree, and what the rest of the machine did meanwhile
+# --------------------------------------------------------------------------------------
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (reaped ones included)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    t = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            c = p.cpu_times()
+            t += (
+                c.user
+                + c.system
+                + getattr(c, "children_user", 0)
+                + getattr(c, "children_system", 0)
+            )
+    return t
+
+
+def _tree_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process and all its descendants."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0.0
+    user = system = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            c = p.cpu_times()
+            user += c.user + getattr(c, "children_user", 0)
+            system += c.system + getattr(c, "children_system", 0)
+    return user, system
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent in user and system mode (not idle, iowait, irq, steal)."""
+    import psutil
+
+    c = psutil.cpu_times()
+    return c.user + c.nice + c.system
+
+
+def _steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests while this one wanted to run."""
+    import psutil
+
+    return getattr(psutil.cpu_times(), "steal", 0.0)
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this script and of its reaped children (wrk, the small-file client)."""
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+@dataclass
+class CpuWindow:
+    """CPU time over a measured window: the server's tree and the machine's other programs."""
+
+    server_pid: int
+    t0: float = 0.0
+    user0: float = 0.0
+    system0: float = 0.0
+    busy0: float = 0.0
+    own0: float = 0.0
+    steal0: float = 0.0
+
+    def start(self) -> CpuWindow:
+        self.user0, self.system0 = _tree_cpu_split(self.server_pid)
+        self.busy0 = _machine_busy_seconds()
+        self.own0 = _own_cpu_seconds()
+        self.steal0 = _steal_seconds()
+        self.t0 = time.monotonic()
+        return self
+
+    def stop(self) -> dict:
+        """After wrk and the small-file client were reaped: server and foreign CPU."""
+        wall = time.monotonic() - self.t0
+        user, system = _tree_cpu_split(self.server_pid)
+        user, system = user - self.user0, system - self.system0
+        server = user + system
+        busy = _machine_busy_seconds() - self.busy0
+        own = _own_cpu_seconds() - self.own0
+        steal = _steal_seconds() - self.steal0
+        foreign = max(0.0, busy - server - own)
+        return {
+            "wall_s": round(wall, 3),
+            "server_cpu_s": round(server, 3),
+            "server_user_s": round(user, 3),
+            "server_system_s": round(system, 3),
+            "server_cpu_pct": round(100 * server / wall, 1) if wall else None,
+            "load_cpu_pct": round(100 * own / wall, 1) if wall else None,
+            "other_cpu_pct": round(100 * foreign / wall, 1) if wall else None,
+            "steal_pct": round(100 * steal / wall, 1) if wall else None,
+        }
+
+
+def machine_busy_pct(window: float = 3.0) -> float:
+    """CPU use of the whole machine over ``window`` s, without this script (100 = one core)."""
+    b0, o0 = _machine_busy_seconds(), _own_cpu_seconds()
+    time.sleep(window)
+    return 100 * max(0.0, (_machine_busy_seconds() - b0) - (_own_cpu_seconds() - o0)) / window
+
+
+def wait_quiet(max_wait: float, limit: float = 20.0) -> dict:
+    """Wait (at most ``max_wait`` s) until the machine is idle between two peers."""
+    t0 = time.monotonic()
+    busy = machine_busy_pct()
+    while busy > limit and time.monotonic() - t0 < max_wait:
+        print(
+            f"  machine busy ({busy:.0f}% of a core, load {os.getloadavg()[0]:.2f}): waiting",
+            flush=True,
+        )
+        time.sleep(10)
+        busy = machine_busy_pct()
+    return {"busy_pct_before": round(busy, 1), "waited_s": round(time.monotonic() - t0, 1)}
+
+
+# --------------------------------------------------------------------------------------
 # wrk
 # --------------------------------------------------------------------------------------
 
-WRK_LUA = r"""
+#: wrk's summary as one JSON line: the done() hook (latencies from wrk's own histogram).
+WRK_DONE_LUA = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRKJSON {"duration_us":%d,"requests":%d,"bytes":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d}}\n',
+    '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}}\n',
     summary.duration, summary.requests, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max))
+    latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+
+#: The name the other benchmarks (serve_minio.py) import.
+WRK_LUA = WRK_DONE_LUA
+
+#: Scenario (b): each request takes the next of the COUNT distinct files; each wrk thread
+#: starts elsewhere in the list, so the connections spread over all of them.
+WRK_COLD_LUA = r"""
+local count = __COUNT__
+local next_file = 0
+local threads = 0
+
+setup = function(thread)
+  thread:set("first", threads * math.floor(count / 2) + threads)
+  threads = threads + 1
+end
+
+init = function(args)
+  next_file = first or 0
+end
+
+request = function()
+  local path = string.format("/files/__DIR__/%03d.bin", next_file % count)
+  next_file = next_file + 1
+  return wrk.format("GET", path)
 end
 """
 
@@ -423,6 +755,10 @@ def parse_wrk(stdout: str) -> dict:
     raise PeerError(f"could not parse wrk output:\n{stdout[-2000:]}")
 
 
+def cold_name(i: int) -> str:
+    return f"{COLD_DIR}/{i:03d}.bin"
+
+
 # --------------------------------------------------------------------------------------
 # peers
 # --------------------------------------------------------------------------------------
@@ -432,11 +768,13 @@ def parse_wrk(stdout: str) -> dict:
 class Ctx:
     tmp: Path
     docroot: Path
-    large_sha: str
-    small_sha: str
+    shas: dict[str, str]
+    sizes: dict[str, int]
     args: argparse.Namespace
+    scenarios: tuple[str, ...]
     python: str = sys.executable
     uvicorn_fast: list[str] = field(default_factory=list)
+    fast_path: str | None = None  # why there is no fast path, when there is none
 
 
 def base_env(docroot: Path) -> dict:
@@ -447,6 +785,8 @@ def base_env(docroot: Path) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env["BENCH_DOC_ROOT"] = str(docroot)
     env["PYTHONUNBUFFERED"] = "1"
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("BENCH_MIDDLEWARE", None)
     return env
 
 
@@ -466,6 +806,49 @@ def uvicorn_cmd(ctx: Ctx, app: str, port: int) -> list[str]:
         "--lifespan",
         "off",
         *ctx.uvicorn_fast,
+    ]
+
+
+def worker_cmd(ctx: Ctx, app: str, port: int) -> list[str]:
+    """gunicorn, one worker of the library's class (uvloop and its httptools protocol)."""
+    return [
+        ctx.python,
+        "-m",
+        "gunicorn",
+        "--workers",
+        "1",
+        "-k",
+        WORKER_CLASS,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--graceful-timeout",
+        "5",
+        app,
+    ]
+
+
+def granian_cmd(ctx: Ctx, app: str, port: int) -> list[str]:
+    return [
+        ctx.python,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--workers",
+        "1",
+        "--http",
+        "1",
+        "--no-ws",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        app,
     ]
 
 
@@ -500,48 +883,40 @@ def nginx_conf(ctx: Ctx, port: int, prefix: Path) -> str:
         """)
 
 
-def peer_command(name: str, ctx: Ctx, port: int) -> tuple[list[str], dict, str | None]:
+def fast_path_missing() -> str | None:
+    """Why the library has no fast path (``FILERESPONSE["FAST_PATHS"]``), or None."""
+    if str(REPO) not in sys.path:
+        sys.path.append(str(REPO))
+    try:
+        from fileresponse.conf import DEFAULTS
+    except Exception as error:  # any import problem: no fast path to measure
+        return f"no fast path: fileresponse.conf does not import ({error})"
+    if "FAST_PATHS" not in DEFAULTS or not have_module("fileresponse.fastpath"):
+        return "no fast path: fileresponse has no FILERESPONSE['FAST_PATHS']"
+    return None
+
+
+def peer_command(peer: Peer, ctx: Ctx, port: int) -> tuple[list[str], dict, str | None]:
     """Return (argv, env, skip_reason)."""
     env = base_env(ctx.docroot)
-    if name == "fileresponse-uvicorn":
-        env["DJANGO_SETTINGS_MODULE"] = "fr_site.settings"
-        return uvicorn_cmd(ctx, "fr_site.asgi:application", port), env, None
-    if name == "django-uvicorn":
-        env["DJANGO_SETTINGS_MODULE"] = "stock_site.settings"
-        return uvicorn_cmd(ctx, "stock_site.asgi:application", port), env, None
-    if name == "starlette-uvicorn":
-        if not have_module("starlette"):
-            return [], env, "starlette is not installed"
-        return uvicorn_cmd(ctx, "starlette_site:app", port), env, None
-    if name == "fileresponse-granian":
-        if not have_module("granian"):
-            return [], env, "granian is not installed"
-        env["DJANGO_SETTINGS_MODULE"] = "fr_site.settings"
-        return (
-            [
-                ctx.python,
-                "-m",
-                "granian",
-                "--interface",
-                "asgi",
-                "--workers",
-                "1",
-                "--http",
-                "1",
-                "--no-ws",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "fr_site.asgi:application",
-            ],
-            env,
-            None,
-        )
-    if name == "nginx":
+    for module in peer.needs:
+        if not have_module(module):
+            return [], env, f"{module} is not installed"
+    if peer.fast_path and ctx.fast_path:
+        return [], env, ctx.fast_path
+    if peer.settings:
+        env["DJANGO_SETTINGS_MODULE"] = peer.settings
+    env["BENCH_MIDDLEWARE"] = peer.middleware
+    if peer.server == "uvicorn":
+        return uvicorn_cmd(ctx, peer.app, port), env, None
+    if peer.server == "worker":
+        for module in ("gunicorn", "uvicorn_worker"):
+            if not have_module(module):
+                return [], env, f"{module} is not installed (the worker needs it)"
+        return worker_cmd(ctx, peer.app, port), env, None
+    if peer.server == "granian":
+        return granian_cmd(ctx, peer.app, port), env, None
+    if peer.server == "nginx":
         exe = shutil.which("nginx") or next(
             (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
         )
@@ -552,7 +927,7 @@ def peer_command(name: str, ctx: Ctx, port: int) -> tuple[list[str], dict, str |
         conf = prefix / "nginx.conf"
         conf.write_text(nginx_conf(ctx, port, prefix))
         return [exe, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)], env, None
-    raise ValueError(name)
+    raise ValueError(peer.server)
 
 
 def wait_ready(
@@ -581,17 +956,15 @@ def wait_ready(
     raise PeerError(f"server not ready after {timeout:.0f}s (last: {last}):\n{tail(log)}")
 
 
-def verify(ctx: Ctx, port: int) -> dict:
+def verify(ctx: Ctx, port: int, names: list[str]) -> dict:
+    """One full download of each file: status 200, the right length and sha256."""
     out = {}
-    for name, sha, size in (
-        (LARGE_NAME, ctx.large_sha, LARGE_SIZE),
-        (SMALL_NAME, ctx.small_sha, SMALL_SIZE),
-    ):
+    for name in names:
         status, headers, body = http_get(port, f"/files/{name}")
         got = hashlib.sha256(body).hexdigest()
         if status != 200:
             raise PeerError(f"GET /files/{name}: status {status}, expected 200")
-        if len(body) != size or got != sha:
+        if len(body) != ctx.sizes[name] or got != ctx.shas[name]:
             raise PeerError(
                 f"GET /files/{name}: wrong bytes ({len(body)} bytes, sha256 {got[:16]}...)"
             )
@@ -604,18 +977,235 @@ def verify(ctx: Ctx, port: int) -> dict:
     return out
 
 
-def run_peer(name: str, ctx: Ctx) -> dict:
+# --------------------------------------------------------------------------------------
+# one scenario: warm-up, then the measured window
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """What one scenario runs: wrk (and for ``hot`` the paced small-file client)."""
+
+    scenario: str
+    url: str
+    connections: int
+    threads: int
+    lua: Path
+    small_cfg: dict | None = None
+
+
+def _run_wrk(load: Load, duration: float, timeout_s: int) -> str:
+    w = _spawn(
+        wrk_cmd(load.url, load.connections, load.threads, duration, load.lua, timeout_s),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out, _ = w.communicate(timeout=duration + 120)
+    finally:
+        _kill_group(w, grace=1)
+    return out
+
+
+def run_scenario(
+    peer: Peer, ctx: Ctx, proc: subprocess.Popen, sampler: RssSampler, load: Load
+) -> dict:
     a = ctx.args
-    res: dict = {"peer": name, "status": "ok"}
+    wrk_timeout = max(30, int(a.duration) * 2)
+    if a.warmup > 0:
+        print(f"[{peer.name}] {load.scenario}: warm-up {a.warmup:g}s", flush=True)
+        _run_wrk(load, a.warmup, wrk_timeout)
+        # let the server finish responses whose clients went away with the warm-up wrk
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and sampler.tree_cpu_percent(0.3) > 15:
+            pass
+    what = f"wrk -c{load.connections} -t{load.threads}"
+    if load.small_cfg:
+        what += f" + {load.small_cfg['connections']} conns @ {load.small_cfg['rate']:g} req/s small"
+    print(f"[{peer.name}] {load.scenario}: measuring {a.duration:g}s, {what}", flush=True)
+    sampler.peak = 0
+    cpu = CpuWindow(proc.pid).start()
+    sc = None
+    if load.small_cfg:
+        sc = _spawn(
+            [
+                ctx.python,
+                str(Path(__file__).resolve()),
+                "--_small-client",
+                json.dumps(load.small_cfg),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        wout = _run_wrk(load, a.duration, wrk_timeout)
+        sout = serr = ""
+        if sc is not None:
+            sout, serr = sc.communicate(timeout=a.duration + 120)
+    finally:
+        if sc is not None:
+            _kill_group(sc, grace=1)
+    window = cpu.stop()
+    peak = sampler.peak
+    if proc.poll() is not None:
+        raise PeerError(f"server died during the run (code {proc.returncode})")
+
+    wr = parse_wrk(wout)
+    secs = wr["duration_us"] / 1e6
+    res: dict = {
+        "requests": wr["requests"],
+        "bytes": wr["bytes"],
+        "duration_s": round(secs, 3),
+        "mib_s": round(wr["bytes"] / MiB / secs, 1),
+        "req_s": round(wr["requests"] / secs, 1),
+        "latency_ms": {k: round(v / 1000, 2) for k, v in wr["latency_us"].items()},
+        "errors": wr["errors"],
+        **window,
+        "peak_rss_mib": round(peak / MiB, 1),
+        "wrk": {"connections": load.connections, "threads": load.threads, "url": load.url},
+        "wrk_output": wout.strip(),
+    }
+    n = wr["requests"]
+    if load.scenario in ("hot", "cold"):
+        gb = wr["bytes"] / GB
+        res["cpu_s_per_gb"] = round(window["server_cpu_s"] / gb, 3) if gb else None
+        res["user_s_per_gb"] = round(window["server_user_s"] / gb, 3) if gb else None
+        res["system_s_per_gb"] = round(window["server_system_s"] / gb, 3) if gb else None
+    else:
+        res["cpu_ms_per_request"] = round(1000 * window["server_cpu_s"] / n, 3) if n else None
+        res["user_ms_per_request"] = round(1000 * window["server_user_s"] / n, 3) if n else None
+    errors = sum(wr["errors"].values())
+    if sc is not None:
+        if sc.returncode != 0:
+            raise PeerError(f"small-file client failed (code {sc.returncode}):\n{serr[-2000:]}")
+        sm = json.loads(sout.strip().splitlines()[-1])
+        res["small"] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in sm.items()}
+        errors += sum(sm["errors"].values())
+    res["errors_total"] = errors
+    res["disturbed"] = (window["other_cpu_pct"] or 0) > FOREIGN_CPU_LIMIT or (
+        window["steal_pct"] or 0
+    ) > FOREIGN_CPU_LIMIT
+    line = f"[{peer.name}] {load.scenario}: "
+    if load.scenario == "small":
+        line += (
+            f"{res['req_s']:.0f} req/s, p50/p99 {res['latency_ms']['p50']:.2f}/"
+            f"{res['latency_ms']['p99']:.2f} ms, {_fmt(res['cpu_ms_per_request'], 3)} CPU ms/req"
+        )
+    else:
+        line += (
+            f"{res['mib_s']:.0f} MiB/s, {_fmt(res['cpu_s_per_gb'], 2)} CPU s/GB, "
+            f"peak RSS {res['peak_rss_mib']:.0f} MiB"
+        )
+        if "small" in res:
+            line += (
+                f", small p50/p99 {_fmt(res['small']['p50_ms'], 2)}/"
+                f"{_fmt(res['small']['p99_ms'], 2)} ms"
+            )
+    line += f", errors {errors}, other CPU {_fmt(window['other_cpu_pct'], 0)}%"
+    print(line, flush=True)
+    return res
+
+
+def run_quietly(
+    peer: Peer, ctx: Ctx, proc: subprocess.Popen, sampler: RssSampler, load: Load
+) -> dict:
+    """A scenario after the machine went quiet (--wait-quiet), again while disturbed (--retry)."""
+    a = ctx.args
+    attempts = []
+    for attempt in range(1 + max(0, a.retry_disturbed)):
+        quiet = wait_quiet(a.wait_quiet) if a.wait_quiet > 0 else None
+        res = run_scenario(peer, ctx, proc, sampler, load)
+        if quiet is not None:
+            res["quiet_before"] = quiet
+        attempts.append(res)
+        if not res["disturbed"]:
+            break
+        if attempt < a.retry_disturbed:
+            print(f"[{peer.name}] {load.scenario}: disturbed by other programs, again", flush=True)
+    best = min(attempts, key=lambda r: r["other_cpu_pct"] or 0)
+    best["attempts"] = len(attempts)
+    if len(attempts) > 1:
+        best["other_cpu_pct_of_attempts"] = [r["other_cpu_pct"] for r in attempts]
+    return best
+
+
+def loads_for(peer: Peer, ctx: Ctx, port: int) -> list[Load]:
+    a = ctx.args
+    base = f"http://127.0.0.1:{port}/files/"
+    out = []
+    for scenario in peer.scenarios:
+        if scenario not in ctx.scenarios:
+            continue
+        if scenario == "hot":
+            out.append(
+                Load(
+                    "hot",
+                    base + LARGE_NAME,
+                    a.connections,
+                    a.threads,
+                    ctx.tmp / "report.lua",
+                    small_cfg={
+                        "port": port,
+                        "path": f"/files/{SMALL_NAME}",
+                        "connections": a.small_connections,
+                        "rate": a.small_rate,
+                        "duration": a.duration,
+                        "expect_len": SMALL_SIZE,
+                    },
+                )
+            )
+        elif scenario == "cold":
+            out.append(
+                Load("cold", base + cold_name(0), a.connections, a.threads, ctx.tmp / "cold.lua")
+            )
+        else:
+            out.append(
+                Load(
+                    "small",
+                    base + SMALL_NAME,
+                    a.small_load_connections,
+                    a.small_load_threads,
+                    ctx.tmp / "report.lua",
+                )
+            )
+    return out
+
+
+def net_of_small(scenarios: dict) -> None:
+    """(a)'s CPU s/GB without its paced small requests, estimated with (c)'s CPU per request.
+
+    (a)'s server CPU includes the small-file client's requests (100/s by default): for a
+    Python server they cost about a millisecond each, which is a share of the total.
+    """
+    hot, small = scenarios.get("hot"), scenarios.get("small")
+    if not hot or not small or small.get("cpu_ms_per_request") is None or not hot["bytes"]:
+        return
+    estimate = hot["small"]["requests"] * small["cpu_ms_per_request"] / 1000
+    hot["small_requests_cpu_s_estimate"] = round(estimate, 3)
+    net = max(0.0, hot["server_cpu_s"] - estimate)
+    hot["cpu_s_per_gb_net_of_small"] = round(net / (hot["bytes"] / GB), 3)
+
+
+def run_peer(peer: Peer, ctx: Ctx) -> dict:
+    res: dict = {"peer": peer.name, "status": "ok", "about": peer.about, "server": peer.server}
+    res["middleware"] = peer.middleware
+    loads_wanted = [s for s in peer.scenarios if s in ctx.scenarios]
+    if not loads_wanted:
+        res.update(status="skipped", reason="none of its scenarios selected")
+        return res
     port = free_port()
-    argv, env, skip = peer_command(name, ctx, port)
+    argv, env, skip = peer_command(peer, ctx, port)
     if skip:
         res.update(status="skipped", reason=skip)
-        print(f"[{name}] skipped: {skip}", flush=True)
+        print(f"[{peer.name}] skipped: {skip}", flush=True)
         return res
-    log = ctx.tmp / f"{name}.log"
+    log = ctx.tmp / f"{peer.name}.log"
     res["command"] = " ".join(argv)
-    print(f"[{name}] starting on 127.0.0.1:{port}", flush=True)
+    if peer.middleware != "none":
+        res["command"] = f"BENCH_MIDDLEWARE={peer.middleware} " + res["command"]
+    print(f"[{peer.name}] starting on 127.0.0.1:{port}", flush=True)
     proc = sampler = None
     try:
         with open(log, "wb") as logf:
@@ -628,138 +1218,35 @@ def run_peer(name: str, ctx: Ctx) -> dict:
                 stdin=subprocess.DEVNULL,
             )
         res["startup_s"] = round(wait_ready(proc, port, log), 2)
-        res["verify"] = verify(ctx, port)
+        names = [SMALL_NAME]
+        if "hot" in loads_wanted:
+            names.append(LARGE_NAME)
+        if "cold" in loads_wanted:
+            names += [cold_name(0), cold_name(ctx.args.cold_files - 1)]
+        res["verify"] = verify(ctx, port, names)
 
         sampler = RssSampler(proc.pid, 0.05)
         res["idle_rss_mib"] = round(sampler.sample() / MiB, 1)
-        sampler.peak = 0
         sampler.start()
-
-        url = f"http://127.0.0.1:{port}/files/{LARGE_NAME}"
-        lua = ctx.tmp / "report.lua"
-        wrk_timeout = max(30, int(a.duration) * 2)
-        if a.warmup > 0:
-            print(f"[{name}] warm-up {a.warmup:g}s", flush=True)
-            w = _spawn(
-                wrk_cmd(url, a.connections, a.threads, a.warmup, lua, wrk_timeout),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            try:
-                w.communicate(timeout=a.warmup + 60)
-            finally:
-                _kill_group(w, grace=1)
-            # let the server finish responses whose clients went away with the warm-up wrk
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 10 and sampler.tree_cpu_percent(0.3) > 15:
-                pass
-        res["warmup_peak_rss_mib"] = round(sampler.peak / MiB, 1)
-        sampler.peak = 0
-
-        print(
-            f"[{name}] measuring {a.duration:g}s: wrk -c{a.connections} large + "
-            f"{a.small_connections} conns @ {a.small_rate:g} req/s small",
-            flush=True,
-        )
-        small_cfg = {
-            "port": port,
-            "path": f"/files/{SMALL_NAME}",
-            "connections": a.small_connections,
-            "rate": a.small_rate,
-            "duration": a.duration,
-            "expect_len": SMALL_SIZE,
-        }
-        cpu0 = _tree_cpu_seconds(proc.pid)
-        t_start = time.monotonic()
-        sc = _spawn(
-            [ctx.python, str(Path(__file__).resolve()), "--_small-client", json.dumps(small_cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        w = _spawn(
-            wrk_cmd(url, a.connections, a.threads, a.duration, lua, wrk_timeout),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wout, _ = w.communicate(timeout=a.duration + 120)
-            sout, serr = sc.communicate(timeout=a.duration + 120)
-        finally:
-            _kill_group(w, grace=1)
-            _kill_group(sc, grace=1)
-        wall = time.monotonic() - t_start
-        cpu1 = _tree_cpu_seconds(proc.pid)
-        sampler.stop()
-        if proc.poll() is not None:
-            raise PeerError(f"server died during the run (code {proc.returncode}):\n{tail(log)}")
-
-        wr = parse_wrk(wout)
-        secs = wr["duration_us"] / 1e6
-        res["large"] = {
-            "requests": wr["requests"],
-            "bytes": wr["bytes"],
-            "duration_s": round(secs, 3),
-            "mib_s": round(wr["bytes"] / MiB / secs, 1),
-            "req_s": round(wr["requests"] / secs, 2),
-            "latency_ms": {k: round(v / 1000, 1) for k, v in wr["latency_us"].items()},
-            "errors": wr["errors"],
-            "wrk_output": wout.strip(),
-        }
-        if sc.returncode != 0:
-            raise PeerError(f"small-file client failed (code {sc.returncode}):\n{serr[-2000:]}")
-        sm = json.loads(sout.strip().splitlines()[-1])
-        res["small"] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in sm.items()}
-        res["peak_rss_mib"] = round(max(sampler.peak, 0) / MiB, 1)
-        res["rss_samples"] = sampler.samples
-        res["server_cpu_pct"] = round(100 * (cpu1 - cpu0) / wall, 0) if wall else None
-        werr = sum(wr["errors"].values())
-        serr_n = sum(sm["errors"].values())
-        res["errors_total"] = werr + serr_n
+        res["scenarios"] = {}
+        for load in loads_for(peer, ctx, port):
+            res["scenarios"][load.scenario] = run_quietly(peer, ctx, proc, sampler, load)
+        net_of_small(res["scenarios"])
         log_tail = tail(log, 10)
         if log_tail:
             res["server_log_tail"] = log_tail
-        print(
-            f"[{name}] {res['large']['mib_s']:.1f} MiB/s, {res['large']['req_s']:.1f} req/s, "
-            f"peak RSS {res['peak_rss_mib']:.1f} MiB, small p50/p99 "
-            f"{_fmt(sm['p50_ms'])}/{_fmt(sm['p99_ms'])} ms, errors {res['errors_total']}",
-            flush=True,
-        )
     except PeerError as e:
-        res.update(status="failed", reason=str(e))
-        print(f"[{name}] FAILED: {e}", flush=True)
+        res.update(status="failed", reason=f"{e}\n{tail(log)}")
+        print(f"[{peer.name}] FAILED: {e}", flush=True)
     except (subprocess.TimeoutExpired, OSError, ValueError, KeyError) as e:
         res.update(status="failed", reason=f"{type(e).__name__}: {e}\n{tail(log)}")
-        print(f"[{name}] FAILED: {type(e).__name__}: {e}", flush=True)
+        print(f"[{peer.name}] FAILED: {type(e).__name__}: {e}", flush=True)
     finally:
         if sampler is not None:
             sampler.stop()
         if proc is not None:
             _kill_group(proc)
     return res
-
-
-def _tree_cpu_seconds(pid: int) -> float:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    t = 0.0
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            c = p.cpu_times()
-            t += (
-                c.user
-                + c.system
-                + getattr(c, "children_user", 0)
-                + getattr(c, "children_system", 0)
-            )
-    return t
 
 
 # --------------------------------------------------------------------------------------
@@ -773,94 +1260,282 @@ def _fmt(v, nd=1) -> str:
     return f"{v:.{nd}f}"
 
 
-def compute_ratios(results: dict[str, dict]) -> list[dict]:
-    def ok(n):
-        r = results.get(n)
-        return r if r and r.get("status") == "ok" else None
+def scenario_of(results: dict[str, dict], peer: str, scenario: str) -> dict | None:
+    r = results.get(peer)
+    if not r or r.get("status") != "ok":
+        return None
+    return r.get("scenarios", {}).get(scenario)
 
-    fr, fg = ok("fileresponse-uvicorn"), ok("fileresponse-granian")
-    dj, st, ng = ok("django-uvicorn"), ok("starlette-uvicorn"), ok("nginx")
+
+def _mib_s(s: dict) -> float:
+    return s["mib_s"]
+
+
+def _cpu_gb(s: dict) -> float | None:
+    return s.get("cpu_s_per_gb")
+
+
+def _small_p99(s: dict) -> float | None:
+    return (s.get("small") or {}).get("p99_ms")
+
+
+def _req_s(s: dict) -> float:
+    return s["req_s"]
+
+
+def _peak(s: dict) -> float:
+    return s["peak_rss_mib"]
+
+
+#: (scenario, peer, peer it is divided by, figure, target, comparison)
+CHECKS: tuple[tuple[str, str, str, str, float, str], ...] = (
+    ("hot", "fileresponse-worker", "nginx", "throughput", 0.9, ">="),
+    ("cold", "fileresponse-worker", "nginx", "throughput", 0.9, ">="),
+    ("hot", "fileresponse-worker", "nginx", "CPU s/GB", 1.5, "<="),
+    ("cold", "fileresponse-worker", "nginx", "CPU s/GB", 1.5, "<="),
+    ("hot", "fileresponse-worker", "starlette-uvicorn", "throughput", 3.0, ">="),
+    ("cold", "fileresponse-worker", "starlette-uvicorn", "throughput", 3.0, ">="),
+    ("hot", "fileresponse-worker", "starlette-uvicorn", "small-file p99 during load", 1.0, "<="),
+    ("small", "fastpath-worker", "starlette-uvicorn", "req/s", 1.0, ">="),
+    ("small", "fastpath-uvicorn", "starlette-uvicorn", "req/s", 1.0, ">="),
+    ("small", "fileresponse-worker", "django-floor-worker", "req/s", 0.9, ">="),
+    ("small", "fileresponse-worker-mw", "django-floor-worker-mw", "req/s", 0.9, ">="),
+    ("small", "fileresponse-uvicorn", "django-floor-uvicorn", "req/s", 0.9, ">="),
+    ("small", "fileresponse-uvicorn-mw", "django-floor-uvicorn-mw", "req/s", 0.9, ">="),
+    # the targets of stock uvicorn, from before the worker
+    ("hot", "fileresponse-uvicorn", "starlette-uvicorn", "throughput", 2.0, ">="),
+    ("hot", "fileresponse-uvicorn", "django-static-serve", "throughput", 1.0, ">="),
+    ("hot", "fileresponse-uvicorn", "starlette-uvicorn", "small-file p99 during load", 2.0, "<="),
+)
+FIGURES = {
+    "throughput": _mib_s,
+    "CPU s/GB": _cpu_gb,
+    "small-file p99 during load": _small_p99,
+    "req/s": _req_s,
+}
+RSS_CHECKED = ("fileresponse-worker", "fileresponse-uvicorn", "fileresponse-granian")
+
+
+def compute_checks(results: dict[str, dict]) -> list[dict]:
     out = []
-
-    def ratio(label, num, den, key, target, kind=">="):
-        if num is None or den is None:
-            out.append({"check": label, "value": None, "target": f"{kind} {target}", "pass": None})
-            return
-        a, b = key(num), key(den)
-        v = a / b if b else None
-        passed = None if v is None else (v >= target if kind == ">=" else v <= target)
-        out.append(
-            {
-                "check": label,
-                "value": None if v is None else round(v, 2),
-                "target": f"{kind} {target}",
-                "pass": passed,
-            }
-        )
-
-    thr = lambda r: r["large"]["mib_s"]  # noqa: E731
-    p99 = lambda r: r["small"]["p99_ms"] or 0.0  # noqa: E731
-    ratio("fileresponse-uvicorn / starlette-uvicorn throughput", fr, st, thr, 2.0)
-    ratio("fileresponse-uvicorn / django-uvicorn throughput", fr, dj, thr, 1.0)
-    ratio("fileresponse-uvicorn / starlette-uvicorn small-file p99", fr, st, p99, 2.0, "<=")
-    ratio("fileresponse-granian / nginx throughput", fg, ng, thr, 0.9)
-    for n, r in (("fileresponse-uvicorn", fr), ("fileresponse-granian", fg)):
-        out.append(
-            {
-                "check": f"{n} peak RSS MiB",
-                "value": None if r is None else r["peak_rss_mib"],
-                "target": f"< {RSS_LIMIT_MIB:g}",
-                "pass": None if r is None else r["peak_rss_mib"] < RSS_LIMIT_MIB,
-            }
-        )
+    for scenario, num, den, figure, target, kind in CHECKS:
+        label = f"({'abc'[SCENARIOS.index(scenario)]}) {num} / {den} {figure}"
+        check = {
+            "check": label,
+            "scenario": scenario,
+            "peer": num,
+            "versus": den,
+            "figure": figure,
+            "value": None,
+            "target": f"{kind} {target:g}",
+            "pass": None,
+        }
+        a, b = scenario_of(results, num, scenario), scenario_of(results, den, scenario)
+        if a is not None and b is not None:
+            x, y = FIGURES[figure](a), FIGURES[figure](b)
+            if x is not None and y:
+                v = x / y
+                check["value"] = round(v, 2)
+                check["pass"] = v >= target if kind == ">=" else v <= target
+        out.append(check)
+    for name in RSS_CHECKED:
+        for scenario in ("hot", "cold"):
+            s = scenario_of(results, name, scenario)
+            out.append(
+                {
+                    "check": f"({'abc'[SCENARIOS.index(scenario)]}) {name} peak RSS MiB",
+                    "scenario": scenario,
+                    "peer": name,
+                    "figure": "peak RSS MiB",
+                    "value": None if s is None else _peak(s),
+                    "target": f"< {RSS_LIMIT_MIB:g}",
+                    "pass": None if s is None else _peak(s) < RSS_LIMIT_MIB,
+                }
+            )
     return out
+
+
+def _ratio(x, y, nd=2) -> str:
+    if x is None or not y:
+        return ""
+    return f"{x / y:.{nd}f}"
+
+
+def _errors_text(s: dict) -> str:
+    detail = {k: v for k, v in s["errors"].items() if v}
+    detail.update({f"small_{k}": v for k, v in (s.get("small") or {}).get("errors", {}).items()})
+    text = str(s["errors_total"])
+    if detail:
+        text += " (" + ", ".join(f"{k}={v}" for k, v in detail.items() if v) + ")"
+    return text
+
+
+def _cpu_split(s: dict) -> str:
+    total, user, system = s.get("cpu_s_per_gb"), s.get("user_s_per_gb"), s.get("system_s_per_gb")
+    if total is None:
+        return "n/a"
+    if user is None or system is None:
+        return f"{total:.2f}"
+    return f"{total:.2f} ({user:.2f} + {system:.2f})"
+
+
+def _other(s: dict) -> str:
+    text = _fmt(s.get("other_cpu_pct"), 0)
+    if (s.get("steal_pct") or 0) >= 5:
+        text += f" (steal {s['steal_pct']:.0f})"
+    return f"**{text}**" if s.get("disturbed") else text
+
+
+def _not_ok_row(r: dict, columns: int) -> str:
+    reason = (r.get("reason") or "").splitlines()[0] if r.get("reason") else ""
+    return f"| {r['peer']} | {r['status']}: {reason} |" + " |" * (columns - 2)
 
 
 def markdown(report: dict) -> str:
     m = report["meta"]
+    results = {r["peer"]: r for r in report["peers"]}
     lines = [
         "# serve_files benchmark",
         "",
-        f"- date: {m['date']}  host: {m['host']} ({m['cpus']} CPUs)  python {m['python']}",
-        f"- load: large file {m['large_size_mib']} MiB x {m['connections']} wrk connections "
-        f"({m['threads']} threads), {m['duration_s']:g} s per peer "
-        f"after {m['warmup_s']:g} s warm-up; "
-        f"small file {m['small_size_kib']} KiB, {m['small_connections']} connections paced at "
-        f"{m['small_rate']:g} req/s in total, during the same window",
+        f"- date: {m['date']}  host: {m['host']} ({m['cpus']} CPUs, "
+        f"{m['memory_gib']} GiB RAM)  python {m['python']}",
+        f"- {m['duration_s']:g} s per scenario and peer, after {m['warmup_s']:g} s of warm-up; "
+        "one worker per peer, one peer at a time",
         f"- load average before: {m['loadavg_before']}  after: {m['loadavg_after']}"
         + ("  **(machine was busy: figures are indicative)**" if m["busy"] else ""),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+        "- server CPU: user + system time of the server's process tree over the window; "
+        "CPU s/GB: that time per 10^9 bytes received by wrk. other CPU %: the machine's busy "
+        "time not spent by the server, wrk, the small-file client or the script (100 = one "
+        f"core; bold above {FOREIGN_CPU_LIMIT:g}: another program competed; steal: time the "
+        "hypervisor gave to other guests, shown from 5)",
         "",
-        "| peer | MiB/s | req/s | large p50 ms | peak RSS MiB | idle RSS MiB "
-        "| small p50 ms | small p99 ms | small req/s | server CPU % | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in report["peers"]:
-        if r["status"] != "ok":
-            reason = r.get("reason", "").splitlines()[0] if r.get("reason") else ""
-            lines.append(f"| {r['peer']} | {r['status']}: {reason} | | | | | | | | | |")
+    nginx = {s: scenario_of(results, "nginx", s) for s in ("hot", "cold")}
+    for scenario in ("hot", "cold"):
+        if scenario not in m["scenarios"]:
             continue
-        lg, sm = r["large"], r["small"]
-        errs = r["errors_total"]
-        detail = {k: v for k, v in lg["errors"].items() if v}
-        detail.update({f"small_{k}": v for k, v in sm["errors"].items() if v})
-        etxt = str(errs) + (
-            f" ({', '.join(f'{k}={v}' for k, v in detail.items())})" if detail else ""
-        )
-        lines.append(
-            f"| {r['peer']} | {lg['mib_s']:.1f} | {lg['req_s']:.2f} "
-            f"| {_fmt(lg['latency_ms']['p50'])} "
-            f"| {r['peak_rss_mib']:.1f} | {r['idle_rss_mib']:.1f} | {_fmt(sm['p50_ms'], 2)} "
-            f"| {_fmt(sm['p99_ms'], 2)} | {_fmt(sm['rate_achieved'])} "
-            f"| {_fmt(r.get('server_cpu_pct'), 0)} "
-            f"| {etxt} |"
-        )
-    lines += ["", "| check | value | target | result |", "|---|---:|---|---|"]
+        if scenario == "hot":
+            lines += [
+                f"## {SCENARIO_TITLES['hot']}",
+                "",
+                f"wrk -c{m['connections']} -t{m['threads']} downloading one "
+                f"{m['large_size_mib']} MiB file; during it, a paced client fetches a "
+                f"{m['small_size_kib']} KiB file ({m['small_connections']} keep-alive "
+                f"connections, {m['small_rate']:g} req/s in total), its latency from request "
+                'to last byte. Server CPU includes those small requests; "without small req." '
+                "takes them out, at (c)'s CPU per request (an estimate).",
+                "",
+                "| peer | MiB/s | x nginx | req/s | CPU s/GB (user + sys) | CPU/GB x nginx "
+                "| without small req. (est.) | server CPU % | large p50 ms | small p50 ms "
+                "| small p99 ms | small req/s | peak RSS MiB | other CPU % | errors |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            cols = 15
+        else:
+            lines += [
+                f"## {SCENARIO_TITLES['cold']}",
+                "",
+                f"wrk -c{m['connections']} -t{m['threads']}, each request the next of "
+                f"{m['cold_files']} distinct {m['large_size_mib']} MiB files "
+                f"({m['cold_files'] * m['large_size_mib'] / 1024:.2f} GiB, generated into the "
+                "temp dir; with "
+                f"{m['memory_gib']} GiB of RAM they stay in the page cache, so this measures "
+                "many open files and page-cache lookups, not the disk).",
+                "",
+                "| peer | MiB/s | x nginx | req/s | CPU s/GB (user + sys) | CPU/GB x nginx "
+                "| server CPU % | p50 ms | peak RSS MiB | other CPU % | errors |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            cols = 11
+        ng = nginx[scenario]
+        for r in report["peers"]:
+            if scenario not in PEER_BY_NAME[r["peer"]].scenarios:
+                continue
+            if r["status"] != "ok":
+                lines.append(_not_ok_row(r, cols))
+                continue
+            s = r["scenarios"].get(scenario)
+            if s is None:
+                continue
+            row = [
+                r["peer"],
+                f"{s['mib_s']:.0f}",
+                _ratio(s["mib_s"], ng and ng["mib_s"]),
+                f"{s['req_s']:.1f}",
+                _cpu_split(s),
+                _ratio(s["cpu_s_per_gb"], ng and ng["cpu_s_per_gb"]),
+            ]
+            if scenario == "hot":
+                row.append(_fmt(s.get("cpu_s_per_gb_net_of_small"), 2))
+            row += [
+                _fmt(s["server_cpu_pct"], 0),
+                _fmt(s["latency_ms"]["p50"], 0),
+            ]
+            if scenario == "hot":
+                sm = s["small"]
+                row += [
+                    _fmt(sm["p50_ms"], 2),
+                    _fmt(sm["p99_ms"], 2),
+                    _fmt(sm["rate_achieved"], 0),
+                ]
+            row += [f"{s['peak_rss_mib']:.0f}", _other(s), _errors_text(s)]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    if "small" in m["scenarios"]:
+        st = scenario_of(results, "starlette-uvicorn", "small")
+        lines += [
+            f"## {SCENARIO_TITLES['small']}",
+            "",
+            f"wrk -c{m['small_load_connections']} -t{m['small_load_threads']} on one "
+            f"{m['small_size_kib']} KiB file, nothing else running; latencies from wrk's "
+            "histogram. The example's middlewares: "
+            + ", ".join(f"`{x}`" for x in m["example_middleware"])
+            + ".",
+            "",
+            "| peer | what | req/s | x starlette-uvicorn | p50 ms | p99 ms | server CPU % "
+            "| CPU ms/request (user) | other CPU % | errors |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in report["peers"]:
+            if "small" not in PEER_BY_NAME[r["peer"]].scenarios:
+                continue
+            if r["status"] != "ok":
+                lines.append(_not_ok_row(r, 10))
+                continue
+            s = r["scenarios"].get("small")
+            if s is None:
+                continue
+            row = [
+                r["peer"],
+                r["about"],
+                f"{s['req_s']:.0f}",
+                _ratio(s["req_s"], st and st["req_s"]),
+                _fmt(s["latency_ms"]["p50"], 2),
+                _fmt(s["latency_ms"]["p99"], 2),
+                _fmt(s["server_cpu_pct"], 0),
+                f"{_fmt(s['cpu_ms_per_request'], 3)} ({_fmt(s.get('user_ms_per_request'), 3)})",
+                _other(s),
+                _errors_text(s),
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    lines += ["## Checks", "", "| check | value | target | result |", "|---|---:|---|---|"]
     for c in report["checks"]:
         res = {True: "pass", False: "**FAIL**", None: "n/a"}[c["pass"]]
         lines.append(f"| {c['check']} | {_fmt(c['value'], 2)} | {c['target']} | {res} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _color(name: str) -> str:
+    if name.startswith(("fileresponse", "fastpath")):
+        return "#2a7ab9"
+    if name == "nginx":
+        return "#2e8b57"
+    if name.startswith("django-floor"):
+        return "#d4a017"
+    return "#999999"
 
 
 def plot(report: dict, path: Path) -> str | None:
@@ -871,49 +1546,51 @@ def plot(report: dict, path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed"
-    ok = [r for r in report["peers"] if r["status"] == "ok"]
-    if not ok:
+    m = report["meta"]
+
+    def series(scenario, key):
+        out = []
+        for r in report["peers"]:
+            s = (r.get("scenarios") or {}).get(scenario) if r["status"] == "ok" else None
+            if s is not None and key(s) is not None:
+                out.append((r["peer"], key(s)))
+        return out
+
+    panels = [
+        ("hot", "(a) hot 10 MiB file: MiB/s (higher is better)", _mib_s, "%.0f"),
+        ("cold", f"(b) {m['cold_files']} distinct 10 MiB files: MiB/s", _mib_s, "%.0f"),
+        ("small", "(c) 4 KiB file alone: requests/s", _req_s, "%.0f"),
+        ("hot", "(a) server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
+        ("cold", "(b) server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
+        ("small", "(c) p99 ms (lower is better)", lambda s: s["latency_ms"]["p99"], "%.1f"),
+    ]
+    drawn = [p for p in panels if series(p[0], p[2])]
+    if not drawn:
         return "no peer produced results"
-    names = [r["peer"] for r in ok]
-    colors = ["#2a7ab9" if n.startswith("fileresponse") else "#999999" for n in names]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    thr = [r["large"]["mib_s"] for r in ok]
-    rss = [r["peak_rss_mib"] for r in ok]
-    b1 = ax1.bar(names, thr, color=colors)
-    ax1.set_title(
-        f"Throughput, {report['meta']['large_size_mib']} MiB file, "
-        f"{report['meta']['connections']} connections"
-    )
-    ax1.set_ylabel("MiB/s (higher is better)")
-    ax1.bar_label(b1, fmt="%.0f", fontsize=8)
-    b2 = ax2.bar(names, rss, color=colors)
-    ax2.axhline(RSS_LIMIT_MIB, color="#c0392b", linestyle="--", linewidth=1)
-    ax2.text(
-        len(names) - 0.5,
-        RSS_LIMIT_MIB,
-        f"{RSS_LIMIT_MIB:g} MiB",
-        color="#c0392b",
-        ha="right",
-        va="bottom",
-        fontsize=8,
-    )
-    ax2.set_title("Peak RSS of the server process tree")
-    ax2.set_ylabel("MiB (lower is better)")
-    if max(rss) / max(min(rss), 1.0) > 30:
-        ax2.set_yscale("log")
-        ax2.set_ylabel("MiB, log scale (lower is better)")
-    ax2.bar_label(b2, fmt="%.0f", fontsize=8)
-    for ax in (ax1, ax2):
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-        for lbl in ax.get_xticklabels():
-            lbl.set_horizontalalignment("right")
-    busy = " (busy machine)" if report["meta"]["busy"] else ""
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
+    for ax, (scenario, title, key, fmt) in zip(axes.flat, panels, strict=True):
+        data = series(scenario, key)
+        if not data:
+            ax.set_visible(False)
+            continue
+        names = [n for n, _ in data]
+        vals = [v for _, v in data]
+        bars = ax.barh(names, vals, color=[_color(n) for n in names])
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.bar_label(bars, fmt=fmt, fontsize=8, padding=2)
+        ax.tick_params(axis="y", labelsize=8)
+        if min(vals) > 0 and max(vals) / min(vals) > 30:
+            ax.set_xscale("log")
+            ax.set_title(title + ", log scale", fontsize=10)
+        else:
+            ax.margins(x=0.15)
+    busy = " (busy machine)" if m["busy"] else ""
     fig.suptitle(
-        f"serve_files, {report['meta']['duration_s']:g} s per peer, "
-        f"{report['meta']['cpus']} CPUs{busy}"
+        f"serve_files: one worker each, {m['duration_s']:g} s per scenario, {m['cpus']} CPUs{busy}"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
 
@@ -948,12 +1625,49 @@ def parse_peers(spec: str | None, order: tuple[str, ...] | list[str] | None = No
     return out
 
 
+def parse_scenarios(spec: str | None) -> tuple[str, ...]:
+    if not spec:
+        return SCENARIOS
+    wanted = {tok.strip() for tok in spec.split(",") if tok.strip()}
+    unknown = wanted - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
+    return tuple(s for s in SCENARIOS if s in wanted)
+
+
 def install_tools() -> None:
     if os.geteuid() != 0:
         raise SystemExit("--install needs root (it runs apt-get install -y wrk nginx)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "wrk", "nginx"], check=True, env=env)
+
+
+def make_files(docroot: Path, cold_files: int) -> tuple[dict[str, str], dict[str, int]]:
+    """The hot, small and cold files; their sha256 and sizes. Written to disk before the runs."""
+    rnd = random.Random(20240601)
+    large = rnd.randbytes(LARGE_SIZE)
+    small = rnd.randbytes(SMALL_SIZE)
+    shas, sizes = {}, {}
+
+    def write(name: str, data: bytes) -> None:
+        path = docroot / name
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # no writeback during the measurements
+        shas[name] = hashlib.sha256(data).hexdigest()
+        sizes[name] = len(data)
+
+    write(LARGE_NAME, large)
+    write(SMALL_NAME, small)
+    (docroot / COLD_DIR).mkdir()
+    # distinct contents (and pages): the large file rotated by a different amount each
+    block = rnd.randbytes(LARGE_SIZE)
+    for i in range(cold_files):
+        cut = (i * 104729) % LARGE_SIZE
+        write(cold_name(i), block[cut:] + block[:cut])
+    return shas, sizes
 
 
 def main(argv=None) -> int:
@@ -968,34 +1682,77 @@ def main(argv=None) -> int:
         epilog="Peers: " + ", ".join(f"{i}={n}" for i, n in enumerate(PEER_ORDER, 1)),
     )
     p.add_argument(
-        "--duration", type=float, default=15.0, help="measured seconds per peer (default 15)"
+        "--duration",
+        type=float,
+        default=15.0,
+        help="measured seconds per scenario and peer (default 15)",
     )
     p.add_argument(
         "--warmup",
         type=float,
         default=None,
-        help="warm-up seconds per peer (default 3; 1 with --quick)",
+        help="warm-up seconds per scenario and peer (default 3; 1 with --quick)",
     )
     p.add_argument(
         "--connections",
         type=int,
         default=50,
-        help="wrk connections for the large file (default 50)",
+        help="wrk connections for the 10 MiB files, (a) and (b) (default 50)",
     )
     p.add_argument(
-        "--threads", type=int, default=min(2, os.cpu_count() or 2), help="wrk threads (default 2)"
+        "--threads",
+        type=int,
+        default=min(2, os.cpu_count() or 2),
+        help="wrk threads for (a) and (b) (default 2)",
     )
     p.add_argument(
-        "--small-connections", type=int, default=5, help="small-file client connections (default 5)"
+        "--cold-files",
+        type=int,
+        default=100,
+        help="distinct 10 MiB files of (b) (default 100)",
+    )
+    p.add_argument(
+        "--small-connections",
+        type=int,
+        default=5,
+        help="paced small-file client connections during (a) (default 5)",
     )
     p.add_argument(
         "--small-rate",
         type=float,
         default=100.0,
-        help="small-file requests/s in total (default 100)",
+        help="paced small-file requests/s in total during (a) (default 100)",
+    )
+    p.add_argument(
+        "--small-load-connections",
+        type=int,
+        default=16,
+        help="wrk connections of (c) (default 16)",
+    )
+    p.add_argument(
+        "--small-load-threads",
+        type=int,
+        default=1,
+        help="wrk threads of (c) (default 1: one core for wrk, one for the server)",
     )
     p.add_argument("--peers", help="comma list of peer numbers or names (default all)")
-    p.add_argument("--quick", action="store_true", help="3 s per peer, 1 s warm-up: a smoke run")
+    p.add_argument("--scenarios", help="comma list of hot,cold,small (default all)")
+    p.add_argument("--quick", action="store_true", help="3 s per scenario, 1 s warm-up")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each scenario, wait up to S s until the machine is idle (default 0: do not)",
+    )
+    p.add_argument(
+        "--retry-disturbed",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"measure a scenario again, up to N times, while other programs used more than "
+        f"{FOREIGN_CPU_LIMIT:g}%% of a core during it (default 0); the least disturbed is kept",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -1006,12 +1763,22 @@ def main(argv=None) -> int:
         "--install", action="store_true", help="apt-get install -y wrk nginx first (root only)"
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target check fails")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="no run: serve_files.md and .png again from --out's serve_files.json",
+    )
     a = p.parse_args(argv)
+    if a.report_only:
+        return write_outputs(json.loads((a.out / "serve_files.json").read_text()), a)
     if a.quick:
         a.duration = 3.0
     if a.warmup is None:
         a.warmup = 1.0 if a.quick else 3.0
+    if a.cold_files < 1:
+        raise SystemExit("--cold-files must be at least 1")
     peers = parse_peers(a.peers)
+    scenarios = parse_scenarios(a.scenarios)
 
     if a.install:
         install_tools()
@@ -1021,10 +1788,10 @@ def main(argv=None) -> int:
             "or run this script as root with --install."
         )
     try:
-        import psutil  # noqa: F401
+        import psutil
     except ImportError:
         raise SystemExit("error: psutil is not installed (pip install psutil)") from None
-    if any(n != "nginx" for n in peers) and not have_module("uvicorn"):
+    if any(PEER_BY_NAME[n].server != "nginx" for n in peers) and not have_module("uvicorn"):
         raise SystemExit("error: uvicorn is not installed (pip install 'uvicorn[standard]')")
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -1050,26 +1817,29 @@ def main(argv=None) -> int:
     try:
         docroot = tmp / "root"
         docroot.mkdir()
-        rnd = random.Random(20240601)
-        large = rnd.randbytes(LARGE_SIZE)
-        small = rnd.randbytes(SMALL_SIZE)
-        (docroot / LARGE_NAME).write_bytes(large)
-        (docroot / SMALL_NAME).write_bytes(small)
+        if "cold" in scenarios:
+            print(f"writing {a.cold_files} x 10 MiB files into {docroot}", flush=True)
+        shas, sizes = make_files(docroot, a.cold_files if "cold" in scenarios else 1)
         os.chmod(tmp, 0o755)
-        (tmp / "report.lua").write_text(WRK_LUA)
+        (tmp / "report.lua").write_text(WRK_DONE_LUA)
+        (tmp / "cold.lua").write_text(
+            WRK_COLD_LUA.replace("__COUNT__", str(a.cold_files)).replace("__DIR__", COLD_DIR)
+            + WRK_DONE_LUA
+        )
         ctx = Ctx(
             tmp=tmp,
             docroot=docroot,
-            large_sha=hashlib.sha256(large).hexdigest(),
-            small_sha=hashlib.sha256(small).hexdigest(),
+            shas=shas,
+            sizes=sizes,
             args=a,
+            scenarios=scenarios,
             uvicorn_fast=uvfast,
+            fast_path=fast_path_missing(),
         )
-        del large, small
         for i, name in enumerate(peers):
             if i:
                 time.sleep(1.0)
-            results[name] = run_peer(name, ctx)
+            results[name] = run_peer(PEER_BY_NAME[name], ctx)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping servers", file=sys.stderr, flush=True)
         _kill_all_live()
@@ -1086,28 +1856,52 @@ def main(argv=None) -> int:
             import fileresponse
 
             fr_version = getattr(fileresponse, "__version__", "source tree")
+    sys.path.insert(0, str(APPS))
+    from _common import EXAMPLE_MIDDLEWARE
+
+    disturbed = sorted(
+        {
+            r["peer"]
+            for r in results.values()
+            if r.get("status") == "ok"
+            and any(s.get("disturbed") for s in r.get("scenarios", {}).values())
+        }
+    )
     report = {
         "meta": {
             "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "host": platform.node(),
             "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30),
             "python": platform.python_version(),
+            "scenarios": list(scenarios),
             "duration_s": a.duration,
             "warmup_s": a.warmup,
             "connections": a.connections,
             "threads": max(1, min(a.threads, a.connections)),
+            "cold_files": a.cold_files,
             "small_connections": a.small_connections,
             "small_rate": a.small_rate,
+            "small_load_connections": a.small_load_connections,
+            "small_load_threads": max(1, min(a.small_load_threads, a.small_load_connections)),
             "large_size_mib": LARGE_SIZE // MiB,
             "small_size_kib": SMALL_SIZE // 1024,
             "uvicorn_flags": uvfast,
+            "worker": f"gunicorn --workers 1 -k {WORKER_CLASS}",
+            "example_middleware": EXAMPLE_MIDDLEWARE,
+            "fast_path": ctx.fast_path or "FILERESPONSE['FAST_PATHS']",
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
-            "busy": busy,
+            "wait_quiet_s": a.wait_quiet,
+            "retry_disturbed": a.retry_disturbed,
+            "busy": busy or bool(disturbed),
+            "disturbed_peers": disturbed,
             "versions": {
                 "fileresponse": fr_version,
                 "django": dist_version("django"),
                 "uvicorn": dist_version("uvicorn"),
+                "gunicorn": dist_version("gunicorn"),
+                "uvicorn-worker": dist_version("uvicorn-worker"),
                 "granian": dist_version("granian"),
                 "starlette": dist_version("starlette"),
                 "uvloop": dist_version("uvloop"),
@@ -1118,8 +1912,12 @@ def main(argv=None) -> int:
         },
         "peers": [results[n] for n in peers],
     }
-    report["checks"] = compute_ratios(results)
+    return write_outputs(report, a)
 
+
+def write_outputs(report: dict, a: argparse.Namespace) -> int:
+    """serve_files.json, .md and .png in ``a.out``; the exit code."""
+    report["checks"] = compute_checks({r["peer"]: r for r in report["peers"]})
     md = markdown(report)
     print()
     print(md)
