@@ -64,6 +64,19 @@ def busy_note(busy: bool, loadavg: list[float] | None = None) -> str:
     return f" ({text}: indicative figures)"
 
 
+def files_note(m: Json) -> str:
+    """serve_files measures what else ran: name the disturbed peers, or say there were none."""
+    if "disturbed_peers" not in m:
+        return busy_note(m.get("busy", False), m.get("loadavg_before"))
+    if not m["disturbed_peers"]:
+        return ", no other program using the CPU while measuring"
+    return (
+        "; other programs or the hypervisor took more than 15% of a core while measuring "
+        + ", ".join(m["disturbed_peers"])
+        + " (indicative figures there)"
+    )
+
+
 def result_of(check: Json) -> str:
     return {True: "pass", False: "**FAIL**", None: "n/a"}[check.get("pass")]
 
@@ -116,7 +129,7 @@ def serve_files_part(d: Json) -> list[str]:
         "### Serving files",
         "",
         f"{link('serve_files.md')}, {m['date'][:10]}: {m['duration_s']:g} s per scenario and"
-        f" peer{busy_note(m.get('busy', False), m.get('loadavg_before'))}. (a) {m['connections']}"
+        f" peer{files_note(m)}. (a) {m['connections']}"
         f" clients download one {m['large_size_mib']} MiB file while another fetches a"
         f" {m['small_size_kib']} KiB file {m['small_rate']:g} times a second; (b) the same"
         f" clients on {m['cold_files']} distinct {m['large_size_mib']} MiB files (in the page"

@@ -883,6 +883,26 @@ def nginx_conf(ctx: Ctx, port: int, prefix: Path) -> str:
         """)
 
 
+def source_commit() -> str | None:
+    """The commit of the library's source tree (``+dirty`` with local changes), if a git tree."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "fileresponse"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "fileresponse"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
+
+
 def fast_path_missing() -> str | None:
     """Why the library has no fast path (``FILERESPONSE["FAST_PATHS"]``), or None."""
     if str(REPO) not in sys.path:
@@ -1124,10 +1144,11 @@ def run_quietly(
             break
         if attempt < a.retry_disturbed:
             print(f"[{peer.name}] {load.scenario}: disturbed by other programs, again", flush=True)
-    best = min(attempts, key=lambda r: r["other_cpu_pct"] or 0)
+    best = min(attempts, key=lambda r: (r["other_cpu_pct"] or 0) + (r["steal_pct"] or 0))
     best["attempts"] = len(attempts)
     if len(attempts) > 1:
         best["other_cpu_pct_of_attempts"] = [r["other_cpu_pct"] for r in attempts]
+        best["steal_pct_of_attempts"] = [r["steal_pct"] for r in attempts]
     return best
 
 
@@ -1402,7 +1423,14 @@ def markdown(report: dict) -> str:
         f"- {m['duration_s']:g} s per scenario and peer, after {m['warmup_s']:g} s of warm-up; "
         "one worker per peer, one peer at a time",
         f"- load average before: {m['loadavg_before']}  after: {m['loadavg_after']}"
-        + ("  **(machine was busy: figures are indicative)**" if m["busy"] else ""),
+        + (
+            "  **(disturbed: other programs or the hypervisor took more than "
+            f"{FOREIGN_CPU_LIMIT:g}% of a core while measuring "
+            + ", ".join(m.get("disturbed_peers", []))
+            + ": those figures are indicative)**"
+            if m["busy"]
+            else "  (no other program used the CPU while measuring)"
+        ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         "- server CPU: user + system time of the server's process tree over the window; "
         "CPU s/GB: that time per 10^9 bytes received by wrk. other CPU %: the machine's busy "
@@ -1805,6 +1833,7 @@ def main(argv=None) -> int:
     if have_module("uvloop"):
         uvfast += ["--loop", "uvloop"]
 
+    commit = source_commit()
     load_before = os.getloadavg()
     busy = load_before[0] >= 1.0
     if busy:
@@ -1894,10 +1923,12 @@ def main(argv=None) -> int:
             "loadavg_after": [round(x, 2) for x in load_after],
             "wait_quiet_s": a.wait_quiet,
             "retry_disturbed": a.retry_disturbed,
-            "busy": busy or bool(disturbed),
+            "loadavg_busy": busy,
+            "busy": bool(disturbed),
             "disturbed_peers": disturbed,
             "versions": {
                 "fileresponse": fr_version,
+                "fileresponse source": commit,
                 "django": dist_version("django"),
                 "uvicorn": dist_version("uvicorn"),
                 "gunicorn": dist_version("gunicorn"),
@@ -1917,6 +1948,17 @@ def main(argv=None) -> int:
 
 def write_outputs(report: dict, a: argparse.Namespace) -> int:
     """serve_files.json, .md and .png in ``a.out``; the exit code."""
+    disturbed = []
+    for r in report["peers"]:
+        letters = [
+            "abc"[SCENARIOS.index(name)]
+            for name, s in r.get("scenarios", {}).items()
+            if r.get("status") == "ok" and s.get("disturbed")
+        ]
+        if letters:
+            disturbed.append(f"{r['peer']} ({', '.join(letters)})")
+    report["meta"]["disturbed_peers"] = disturbed
+    report["meta"]["busy"] = bool(disturbed)
     report["checks"] = compute_checks({r["peer"]: r for r in report["peers"]})
     md = markdown(report)
     print()
