@@ -5,7 +5,8 @@ The text between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in README.m
 here from the results of the last runs, so no figure is copied by hand:
 
   serve_files.json      bench/serve_files.py: nginx, fileresponse's worker, uvicorn, Starlette,
-                        Django, granian; a hot file, distinct files, small files
+                        Django, granian; a hot file (also at an equal, paced rate), distinct
+                        files, small files
   serve_minio.json      bench/serve_minio.py: serving from MinIO
   derivatives.json      bench/derivatives.py: thumbnails (and a thumbnail service)
   media.json            bench/media.py: a streamed transcode, posters, PDF pages
@@ -115,6 +116,14 @@ SMALL_ROWS = (
 )
 
 
+#: The peers of the sentence on (a'), paced downloads (absent from older results).
+PACED_PEERS = {
+    "nginx": "nginx",
+    "fileresponse-worker": "fileresponse's worker",
+    "starlette-uvicorn": "Starlette under uvicorn",
+}
+
+
 def serve_files_part(d: Json) -> list[str]:
     m = d["meta"]
     peers = {p["peer"]: p for p in d["peers"]}
@@ -156,6 +165,23 @@ def serve_files_part(d: Json) -> list[str]:
             f" | {fmt(cold and cold['cpu_s_per_gb'], 2)} | {fmt(small and small['req_s'])}"
             f" | {fmt(peak)} |"
         )
+    paced = [(label, scen(name, "paced")) for name, label in PACED_PEERS.items()]
+    paced_figures = [(label, s) for label, s in paced if s is not None]
+    if paced_figures and m.get("paced_rate_mib"):
+        rate = m["paced_rate_mib"]
+        lines += [
+            "",
+            f"(a') The same {m['connections']} downloads paced at {rate:g} MiB/s each"
+            f" ({m['connections'] * rate:g} MiB/s in all: the same load for every peer, where"
+            f" (a) lets each push what it can), the {m['small_size_kib']} KiB file's p50 / p99"
+            " and the server's CPU: "
+            + "; ".join(
+                f"{label} {fmt(s['small']['p50_ms'], 2)} / {fmt(s['small']['p99_ms'], 1)} ms,"
+                f" {fmt(s['cpu_s_per_gb'], 2)} s/GB at {fmt(s['mib_s'])} MiB/s"
+                for label, s in paced_figures
+            )
+            + ".",
+        ]
     if "small" in m.get("scenarios", []):
         lines += [
             "",

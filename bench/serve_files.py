@@ -30,14 +30,18 @@ Scenarios, each after a warm-up, one peer at a time:
 
   hot    wrk (50 connections) downloading one 10 MiB file, and during it a paced asyncio
          raw-socket client (5 connections, 100 req/s in total) fetching a 4 KiB file: p50/p99
+  paced  the same downloads at an equal rate for every peer: 50 curl processes, each fetching
+         the 10 MiB file again and again at --paced-rate MiB/s (default 8: 400 MiB/s in all,
+         below the slowest peer's hot rate), and the same small-file client; the MiB/s the
+         curls received (their /proc/<pid>/io), so a peer that cannot keep up shows it
   cold   wrk (50 connections) on 100 distinct 10 MiB files (1 GiB, generated into the temp
          dir; they stay in the page cache), paths taken round-robin by a Lua request()
   small  wrk (16 connections, 1 thread) on the 4 KiB file alone: requests/s, p50/p99
 
 Server CPU is the CPU time (user + system) of the server's process tree over the measured
-window; for hot and cold it is also given per GB sent (10^9 bytes). Peak RSS of the tree is
-sampled every 50 ms. "other CPU %" is the machine's busy time not spent by the server, wrk,
-the small-file client or this script: another program competing for the cores.
+window; for hot, paced and cold it is also given per GB sent (10^9 bytes). Peak RSS of the
+tree is sampled every 50 ms. "other CPU %" is the machine's busy time not spent by the server,
+wrk, curl, the small-file client or this script: another program competing for the cores.
 
 Results: markdown tables on stdout, and in --out (default bench/results/): serve_files.json,
 serve_files.md, serve_files.png. python bench/report.py then regenerates README.md's summary.
@@ -46,8 +50,8 @@ Usage:
   python bench/serve_files.py                    # all peers, all scenarios, 15 s each
   python bench/serve_files.py --quick            # 3 s each, smoke run
   python bench/serve_files.py --peers 1,2,4      # subset, by number or name
-  python bench/serve_files.py --scenarios small  # subset of hot,cold,small
-  sudo python bench/serve_files.py --install     # apt-get install wrk nginx first (root only)
+  python bench/serve_files.py --scenarios small  # subset of hot,paced,cold,small
+  sudo python bench/serve_files.py --install     # apt-get install wrk nginx curl (root only)
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ import http.client
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import random
@@ -74,6 +79,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,9 +95,12 @@ COLD_DIR = "cold"
 LARGE_SIZE = 10 * MiB
 SMALL_SIZE = 4 * 1024
 
-SCENARIOS = ("hot", "cold", "small")
+SCENARIOS = ("hot", "paced", "cold", "small")
+#: How tables, checks and the plot name the scenarios.
+SCENARIO_LETTERS = {"hot": "a", "paced": "a'", "cold": "b", "small": "c"}
 SCENARIO_TITLES = {
     "hot": "(a) hot: one 10 MiB file",
+    "paced": "(a') paced: the same downloads at an equal rate for every peer",
     "cold": "(b) cold-ish: distinct 10 MiB files",
     "small": "(c) small files alone: 4 KiB",
 }
@@ -618,7 +627,11 @@ def _steal_seconds() -> float:
 
 
 def _own_cpu_seconds() -> float:
-    """CPU seconds of this script and of its reaped children (wrk, the small-file client)."""
+    """CPU seconds of this script and of its reaped children (wrk, the small-file client).
+
+    The curl processes of ``paced`` run across the window's edges: CpuWindow reads their CPU
+    itself (``load_cpu``), and they are reaped only after it stopped.
+    """
     s = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
@@ -629,29 +642,36 @@ class CpuWindow:
     """CPU time over a measured window: the server's tree and the machine's other programs."""
 
     server_pid: int
+    #: CPU seconds of load processes that are not reaped before stop() (paced's curls)
+    load_cpu: Callable[[], float] | None = None
     t0: float = 0.0
     user0: float = 0.0
     system0: float = 0.0
     busy0: float = 0.0
     own0: float = 0.0
+    load0: float = 0.0
     steal0: float = 0.0
 
     def start(self) -> CpuWindow:
         self.user0, self.system0 = _tree_cpu_split(self.server_pid)
         self.busy0 = _machine_busy_seconds()
         self.own0 = _own_cpu_seconds()
+        self.load0 = self.load_cpu() if self.load_cpu else 0.0
         self.steal0 = _steal_seconds()
         self.t0 = time.monotonic()
         return self
 
     def stop(self) -> dict:
-        """After wrk and the small-file client were reaped: server and foreign CPU."""
+        """After wrk and the small-file client were reaped (while paced's curls still run, not
+        reaped): server and foreign CPU."""
         wall = time.monotonic() - self.t0
         user, system = _tree_cpu_split(self.server_pid)
         user, system = user - self.user0, system - self.system0
         server = user + system
         busy = _machine_busy_seconds() - self.busy0
         own = _own_cpu_seconds() - self.own0
+        if self.load_cpu:
+            own += self.load_cpu() - self.load0
         steal = _steal_seconds() - self.steal0
         foreign = max(0.0, busy - server - own)
         return {
@@ -760,6 +780,148 @@ def cold_name(i: int) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# curl: the paced downloads of scenario paced
+# --------------------------------------------------------------------------------------
+
+#: curl's --rate (transfers per time unit) came with 7.84.0.
+CURL_MIN_VERSION = (7, 84)
+#: Transfers each curl is given beyond warm-up + duration, in seconds of downloads.
+PACED_MARGIN_S = 30.0
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def curl_missing() -> str | None:
+    """Why scenario paced cannot run here (no curl, too old a curl, no /proc/<pid>/io), or None."""
+    exe = shutil.which("curl")
+    if not exe:
+        return "curl is not on PATH (Debian/Ubuntu: apt-get install -y curl)"
+    version = _short(tool_version([exe, "--version"]), "curl ") or ""
+    try:
+        parts = tuple(int(x) for x in version.split(".")[:2])
+    except ValueError:
+        parts = ()
+    if parts < CURL_MIN_VERSION:
+        return f"curl {version or '?'} is older than 7.84 (no --rate)"
+    if not os.path.exists(f"/proc/{os.getpid()}/io"):
+        return "no /proc/<pid>/io to count the bytes curl receives"
+    return None
+
+
+def paced_curl_cmd(curl: str, url: str, rate_mib: float, transfers: int) -> list[str]:
+    """One paced download loop: ``transfers`` times ``url`` on one keep-alive connection.
+
+    ``--limit-rate`` alone lets each transfer start with a burst (curl 7.88 got a 10 MiB file
+    at 8M in 0.3 to 1.2 s); ``--rate``, transfers started per hour, holds the average: one
+    transfer every 10 MiB / rate. The bodies go to stdout, /dev/null.
+    """
+    limit = f"{rate_mib:g}M" if float(rate_mib).is_integer() else str(int(rate_mib * MiB))
+    per_hour = max(1, round(rate_mib * MiB * 3600 / LARGE_SIZE))
+    return [
+        curl,
+        "-sS",
+        "--globoff",
+        "--fail",
+        "--fail-early",
+        "--limit-rate",
+        limit,
+        "--rate",
+        f"{per_hour}/h",
+        *([url] * transfers),
+    ]
+
+
+def _proc_written_cpu(pid: int) -> tuple[int, float] | None:
+    """(bytes written, CPU seconds) of a process from /proc, a zombie's too; None when gone.
+
+    curl receives with recv(), which /proc/<pid>/io's rchar does not count; its wchar counts
+    the bodies it writes to stdout (/dev/null): the bytes received, without the headers.
+    """
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            io = f.read()
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    written = 0
+    for line in io.splitlines():
+        if line.startswith("wchar:"):
+            written = int(line.split(":", 1)[1])
+    fields = stat.rsplit(")", 1)[1].split()
+    return written, (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+
+
+class PacedClients:
+    """``connections`` curl processes, each downloading ``url`` again and again at ``rate_mib``.
+
+    Started through _spawn (own process groups, killed on every exit path), their starts
+    spread over one transfer period. They are not reaped before stop(), so /proc keeps their
+    counters (a zombie's too) for the window's two readings.
+    """
+
+    def __init__(
+        self, curl: str, url: str, connections: int, rate_mib: float, seconds: float, log: Path
+    ):
+        self.connections = connections
+        self.rate_mib = rate_mib
+        self.period = LARGE_SIZE / (rate_mib * MiB)
+        self.transfers = math.ceil((seconds + PACED_MARGIN_S) / self.period) + 1
+        self.cmd = paced_curl_cmd(curl, url, rate_mib, self.transfers)
+        self.log = log
+        self.procs: list[subprocess.Popen] = []
+        self._last: dict[int, tuple[int, float]] = {}
+
+    def describe(self) -> str:
+        return " ".join(self.cmd[: -self.transfers]) + f" <url> x {self.transfers} > /dev/null"
+
+    def start(self) -> None:
+        gap = min(self.period, 1.0) / max(1, self.connections)
+        with open(self.log, "ab") as logf:
+            for i in range(self.connections):
+                if i:
+                    time.sleep(gap)
+                self.procs.append(
+                    _spawn(
+                        self.cmd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=logf,
+                    )
+                )
+
+    def _sample(self) -> tuple[int, float]:
+        for p in self.procs:
+            got = _proc_written_cpu(p.pid)
+            if got is not None:
+                self._last[p.pid] = got
+        return (
+            sum(w for w, _ in self._last.values()),
+            sum(c for _, c in self._last.values()),
+        )
+
+    def written(self) -> int:
+        """Bytes the curl processes received (bodies) since they started."""
+        return self._sample()[0]
+
+    def cpu_seconds(self) -> float:
+        return self._sample()[1]
+
+    def stop(self) -> dict[str, int]:
+        """Kill them all; the exit codes other than from being killed, as errors."""
+        for p in self.procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        errors: dict[str, int] = {}
+        for p in self.procs:
+            _kill_group(p, grace=3.0)
+            if p.returncode not in (-signal.SIGTERM, -signal.SIGKILL):
+                key = f"curl_exit_{p.returncode}"
+                errors[key] = errors.get(key, 0) + 1
+        return errors
+
+
+# --------------------------------------------------------------------------------------
 # peers
 # --------------------------------------------------------------------------------------
 
@@ -775,6 +937,7 @@ class Ctx:
     python: str = sys.executable
     uvicorn_fast: list[str] = field(default_factory=list)
     fast_path: str | None = None  # why there is no fast path, when there is none
+    curl: str | None = None  # curl's path, for scenario paced
 
 
 def base_env(docroot: Path) -> dict:
@@ -1004,17 +1167,20 @@ def verify(ctx: Ctx, port: int, names: list[str]) -> dict:
 
 @dataclass
 class Load:
-    """What one scenario runs: wrk (and for ``hot`` the paced small-file client)."""
+    """What one scenario runs: wrk (and for ``hot`` the paced small-file client); for
+    ``paced``, ``connections`` curl processes at ``rate_mib`` MiB/s each and the small client."""
 
     scenario: str
     url: str
     connections: int
     threads: int
-    lua: Path
+    lua: Path | None
     small_cfg: dict | None = None
+    rate_mib: float = 0.0
 
 
 def _run_wrk(load: Load, duration: float, timeout_s: int) -> str:
+    assert load.lua is not None
     w = _spawn(
         wrk_cmd(load.url, load.connections, load.threads, duration, load.lua, timeout_s),
         stdout=subprocess.PIPE,
@@ -1026,6 +1192,35 @@ def _run_wrk(load: Load, duration: float, timeout_s: int) -> str:
     finally:
         _kill_group(w, grace=1)
     return out
+
+
+def _small_client(ctx: Ctx, cfg: dict) -> subprocess.Popen:
+    return _spawn(
+        [ctx.python, str(Path(__file__).resolve()), "--_small-client", json.dumps(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _small_result(sc: subprocess.Popen, sout: str, serr: str) -> dict:
+    if sc.returncode != 0:
+        raise PeerError(f"small-file client failed (code {sc.returncode}):\n{serr[-2000:]}")
+    sm = json.loads(sout.strip().splitlines()[-1])
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in sm.items()}
+
+
+def _per_gb(res: dict, window: dict, nbytes: int) -> None:
+    gb = nbytes / GB
+    res["cpu_s_per_gb"] = round(window["server_cpu_s"] / gb, 3) if gb else None
+    res["user_s_per_gb"] = round(window["server_user_s"] / gb, 3) if gb else None
+    res["system_s_per_gb"] = round(window["server_system_s"] / gb, 3) if gb else None
+
+
+def _disturbed(window: dict) -> bool:
+    return (window["other_cpu_pct"] or 0) > FOREIGN_CPU_LIMIT or (
+        window["steal_pct"] or 0
+    ) > FOREIGN_CPU_LIMIT
 
 
 def run_scenario(
@@ -1046,19 +1241,7 @@ def run_scenario(
     print(f"[{peer.name}] {load.scenario}: measuring {a.duration:g}s, {what}", flush=True)
     sampler.peak = 0
     cpu = CpuWindow(proc.pid).start()
-    sc = None
-    if load.small_cfg:
-        sc = _spawn(
-            [
-                ctx.python,
-                str(Path(__file__).resolve()),
-                "--_small-client",
-                json.dumps(load.small_cfg),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    sc = _small_client(ctx, load.small_cfg) if load.small_cfg else None
     try:
         wout = _run_wrk(load, a.duration, wrk_timeout)
         sout = serr = ""
@@ -1089,24 +1272,16 @@ def run_scenario(
     }
     n = wr["requests"]
     if load.scenario in ("hot", "cold"):
-        gb = wr["bytes"] / GB
-        res["cpu_s_per_gb"] = round(window["server_cpu_s"] / gb, 3) if gb else None
-        res["user_s_per_gb"] = round(window["server_user_s"] / gb, 3) if gb else None
-        res["system_s_per_gb"] = round(window["server_system_s"] / gb, 3) if gb else None
+        _per_gb(res, window, wr["bytes"])
     else:
         res["cpu_ms_per_request"] = round(1000 * window["server_cpu_s"] / n, 3) if n else None
         res["user_ms_per_request"] = round(1000 * window["server_user_s"] / n, 3) if n else None
     errors = sum(wr["errors"].values())
     if sc is not None:
-        if sc.returncode != 0:
-            raise PeerError(f"small-file client failed (code {sc.returncode}):\n{serr[-2000:]}")
-        sm = json.loads(sout.strip().splitlines()[-1])
-        res["small"] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in sm.items()}
-        errors += sum(sm["errors"].values())
+        res["small"] = _small_result(sc, sout, serr)
+        errors += sum(res["small"]["errors"].values())
     res["errors_total"] = errors
-    res["disturbed"] = (window["other_cpu_pct"] or 0) > FOREIGN_CPU_LIMIT or (
-        window["steal_pct"] or 0
-    ) > FOREIGN_CPU_LIMIT
+    res["disturbed"] = _disturbed(window)
     line = f"[{peer.name}] {load.scenario}: "
     if load.scenario == "small":
         line += (
@@ -1128,6 +1303,91 @@ def run_scenario(
     return res
 
 
+def run_paced(
+    peer: Peer, ctx: Ctx, proc: subprocess.Popen, sampler: RssSampler, load: Load
+) -> dict:
+    """Scenario paced: the curls start (spread over one transfer period), warm up for
+    ``--warmup`` s, then the window: the small client for ``--duration`` s, the bytes the
+    curls received and the CPU over exactly that time."""
+    a = ctx.args
+    assert ctx.curl
+    assert load.small_cfg
+    target = load.connections * load.rate_mib
+    clients = PacedClients(
+        ctx.curl,
+        load.url,
+        load.connections,
+        load.rate_mib,
+        a.warmup + a.duration,
+        ctx.tmp / f"{peer.name}.curl.log",
+    )
+    print(
+        f"[{peer.name}] paced: {load.connections} curl at {load.rate_mib:g} MiB/s each "
+        f"({target:g} MiB/s in all), warm-up {a.warmup:g}s",
+        flush=True,
+    )
+    sc = None
+    try:
+        clients.start()
+        time.sleep(max(0.0, a.warmup))
+        if proc.poll() is not None:
+            raise PeerError(f"server died during the warm-up (code {proc.returncode})")
+        print(
+            f"[{peer.name}] paced: measuring {a.duration:g}s, {load.connections} curl + "
+            f"{load.small_cfg['connections']} conns @ {load.small_cfg['rate']:g} req/s small",
+            flush=True,
+        )
+        sampler.peak = 0
+        cpu = CpuWindow(proc.pid, load_cpu=clients.cpu_seconds).start()
+        t0, bytes0 = time.monotonic(), clients.written()
+        sc = _small_client(ctx, load.small_cfg)
+        sout, serr = sc.communicate(timeout=a.duration + 120)
+        wall, nbytes = time.monotonic() - t0, clients.written() - bytes0
+        window = cpu.stop()  # the curls still run: their CPU is read, not reaped
+        peak = sampler.peak
+    finally:
+        if sc is not None:
+            _kill_group(sc, grace=1)
+        curl_errors = clients.stop()
+    if proc.poll() is not None:
+        raise PeerError(f"server died during the run (code {proc.returncode})")
+
+    mib_s = nbytes / MiB / wall if wall else 0.0
+    res: dict = {
+        "bytes": nbytes,
+        "duration_s": round(wall, 3),
+        "mib_s": round(mib_s, 1),
+        "target_mib_s": round(target, 1),
+        "x_target": round(mib_s / target, 3) if target else None,
+        "errors": curl_errors,
+        **window,
+        "peak_rss_mib": round(peak / MiB, 1),
+        "curl": {
+            "processes": load.connections,
+            "rate_mib_s": load.rate_mib,
+            "transfers_each": clients.transfers,
+            "url": load.url,
+            "command": clients.describe(),
+        },
+    }
+    _per_gb(res, window, nbytes)
+    res["small"] = _small_result(sc, sout, serr)
+    errors = sum(curl_errors.values()) + sum(res["small"]["errors"].values())
+    res["errors_total"] = errors
+    if curl_errors:
+        res["curl_log_tail"] = tail(clients.log, 10)
+    res["disturbed"] = _disturbed(window)
+    print(
+        f"[{peer.name}] paced: {res['mib_s']:.0f} MiB/s ({_fmt(res['x_target'], 2)}x target), "
+        f"{_fmt(res['cpu_s_per_gb'], 2)} CPU s/GB, small p50/p99 "
+        f"{_fmt(res['small']['p50_ms'], 2)}/{_fmt(res['small']['p99_ms'], 2)} ms, "
+        f"peak RSS {res['peak_rss_mib']:.0f} MiB, errors {errors}, "
+        f"other CPU {_fmt(window['other_cpu_pct'], 0)}%",
+        flush=True,
+    )
+    return res
+
+
 def run_quietly(
     peer: Peer, ctx: Ctx, proc: subprocess.Popen, sampler: RssSampler, load: Load
 ) -> dict:
@@ -1136,7 +1396,8 @@ def run_quietly(
     attempts = []
     for attempt in range(1 + max(0, a.retry_disturbed)):
         quiet = wait_quiet(a.wait_quiet) if a.wait_quiet > 0 else None
-        res = run_scenario(peer, ctx, proc, sampler, load)
+        run = run_paced if load.scenario == "paced" else run_scenario
+        res = run(peer, ctx, proc, sampler, load)
         if quiet is not None:
             res["quiet_before"] = quiet
         attempts.append(res)
@@ -1155,6 +1416,14 @@ def run_quietly(
 def loads_for(peer: Peer, ctx: Ctx, port: int) -> list[Load]:
     a = ctx.args
     base = f"http://127.0.0.1:{port}/files/"
+    small_cfg = {
+        "port": port,
+        "path": f"/files/{SMALL_NAME}",
+        "connections": a.small_connections,
+        "rate": a.small_rate,
+        "duration": a.duration,
+        "expect_len": SMALL_SIZE,
+    }
     out = []
     for scenario in peer.scenarios:
         if scenario not in ctx.scenarios:
@@ -1167,14 +1436,19 @@ def loads_for(peer: Peer, ctx: Ctx, port: int) -> list[Load]:
                     a.connections,
                     a.threads,
                     ctx.tmp / "report.lua",
-                    small_cfg={
-                        "port": port,
-                        "path": f"/files/{SMALL_NAME}",
-                        "connections": a.small_connections,
-                        "rate": a.small_rate,
-                        "duration": a.duration,
-                        "expect_len": SMALL_SIZE,
-                    },
+                    small_cfg=small_cfg,
+                )
+            )
+        elif scenario == "paced":
+            out.append(
+                Load(
+                    "paced",
+                    base + LARGE_NAME,
+                    a.connections,
+                    0,
+                    None,
+                    small_cfg=small_cfg,
+                    rate_mib=a.paced_rate,
                 )
             )
         elif scenario == "cold":
@@ -1195,18 +1469,24 @@ def loads_for(peer: Peer, ctx: Ctx, port: int) -> list[Load]:
 
 
 def net_of_small(scenarios: dict) -> None:
-    """(a)'s CPU s/GB without its paced small requests, estimated with (c)'s CPU per request.
+    """(a)'s and (a')'s CPU s/GB without their paced small requests, estimated with (c)'s CPU
+    per request.
 
-    (a)'s server CPU includes the small-file client's requests (100/s by default): for a
-    Python server they cost about a millisecond each, which is a share of the total.
+    Their server CPU includes the small-file client's requests (100/s by default): for a
+    Python server they cost about a millisecond each, which is a share of the total (at
+    (a')'s 400 MiB/s a large one).
     """
-    hot, small = scenarios.get("hot"), scenarios.get("small")
-    if not hot or not small or small.get("cpu_ms_per_request") is None or not hot["bytes"]:
+    small = scenarios.get("small")
+    if not small or small.get("cpu_ms_per_request") is None:
         return
-    estimate = hot["small"]["requests"] * small["cpu_ms_per_request"] / 1000
-    hot["small_requests_cpu_s_estimate"] = round(estimate, 3)
-    net = max(0.0, hot["server_cpu_s"] - estimate)
-    hot["cpu_s_per_gb_net_of_small"] = round(net / (hot["bytes"] / GB), 3)
+    for name in ("hot", "paced"):
+        s = scenarios.get(name)
+        if not s or not s["bytes"]:
+            continue
+        estimate = s["small"]["requests"] * small["cpu_ms_per_request"] / 1000
+        s["small_requests_cpu_s_estimate"] = round(estimate, 3)
+        net = max(0.0, s["server_cpu_s"] - estimate)
+        s["cpu_s_per_gb_net_of_small"] = round(net / (s["bytes"] / GB), 3)
 
 
 def run_peer(peer: Peer, ctx: Ctx) -> dict:
@@ -1240,7 +1520,7 @@ def run_peer(peer: Peer, ctx: Ctx) -> dict:
             )
         res["startup_s"] = round(wait_ready(proc, port, log), 2)
         names = [SMALL_NAME]
-        if "hot" in loads_wanted:
+        if "hot" in loads_wanted or "paced" in loads_wanted:
             names.append(LARGE_NAME)
         if "cold" in loads_wanted:
             names += [cold_name(0), cold_name(ctx.args.cold_files - 1)]
@@ -1317,6 +1597,7 @@ CHECKS: tuple[tuple[str, str, str, str, float, str], ...] = (
     ("hot", "fileresponse-worker", "starlette-uvicorn", "throughput", 3.0, ">="),
     ("cold", "fileresponse-worker", "starlette-uvicorn", "throughput", 3.0, ">="),
     ("hot", "fileresponse-worker", "starlette-uvicorn", "small-file p99 during load", 1.0, "<="),
+    ("paced", "fileresponse-worker", "starlette-uvicorn", "small-file p99 during load", 1.0, "<="),
     ("small", "fastpath-worker", "starlette-uvicorn", "req/s", 1.0, ">="),
     ("small", "fastpath-uvicorn", "starlette-uvicorn", "req/s", 1.0, ">="),
     ("small", "fileresponse-worker", "django-floor-worker", "req/s", 0.9, ">="),
@@ -1340,7 +1621,7 @@ RSS_CHECKED = ("fileresponse-worker", "fileresponse-uvicorn", "fileresponse-gran
 def compute_checks(results: dict[str, dict]) -> list[dict]:
     out = []
     for scenario, num, den, figure, target, kind in CHECKS:
-        label = f"({'abc'[SCENARIOS.index(scenario)]}) {num} / {den} {figure}"
+        label = f"({SCENARIO_LETTERS[scenario]}) {num} / {den} {figure}"
         check = {
             "check": label,
             "scenario": scenario,
@@ -1364,7 +1645,7 @@ def compute_checks(results: dict[str, dict]) -> list[dict]:
             s = scenario_of(results, name, scenario)
             out.append(
                 {
-                    "check": f"({'abc'[SCENARIOS.index(scenario)]}) {name} peak RSS MiB",
+                    "check": f"({SCENARIO_LETTERS[scenario]}) {name} peak RSS MiB",
                     "scenario": scenario,
                     "peer": name,
                     "figure": "peak RSS MiB",
@@ -1412,6 +1693,64 @@ def _not_ok_row(r: dict, columns: int) -> str:
     return f"| {r['peer']} | {r['status']}: {reason} |" + " |" * (columns - 2)
 
 
+def _paced_section(report: dict, ng: dict | None) -> list[str]:
+    m = report["meta"]
+    skipped = (m.get("skipped_scenarios") or {}).get("paced")
+    if skipped:
+        return [f"## {SCENARIO_TITLES['paced']}", "", f"Skipped: {skipped}.", ""]
+    if "paced" not in m["scenarios"]:
+        return []
+    rate = m["paced_rate_mib"]
+    lines = [
+        f"## {SCENARIO_TITLES['paced']}",
+        "",
+        f"{m['connections']} curl processes, each downloading the {m['large_size_mib']} MiB "
+        f"file again and again on one keep-alive connection at {rate:g} MiB/s (`--limit-rate`, "
+        "and `--rate`, transfers started per hour, so that the average holds): "
+        f"{m['connections'] * rate:g} MiB/s in all, the same load for every peer, where (a) "
+        "lets each push what it can. During it, the paced client of (a) fetches the "
+        f"{m['small_size_kib']} KiB file ({m['small_connections']} connections, "
+        f"{m['small_rate']:g} req/s). MiB/s: what the curl processes received over the window "
+        "(the bodies they wrote to /dev/null, their /proc/<pid>/io wchar); a peer that cannot "
+        'keep up falls short of the target. Server CPU includes the small requests; "without '
+        "small req.\" as in (a). Errors: the small client's, and curl exit codes other than "
+        "from being killed at the end.",
+        "",
+        "| peer | MiB/s | x target | CPU s/GB (user + sys) | CPU/GB x nginx "
+        "| without small req. (est.) | server CPU % | small p50 ms | small p99 ms "
+        "| small req/s | peak RSS MiB | other CPU % | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["peers"]:
+        if "paced" not in PEER_BY_NAME[r["peer"]].scenarios:
+            continue
+        if r["status"] != "ok":
+            lines.append(_not_ok_row(r, 13))
+            continue
+        s = r["scenarios"].get("paced")
+        if s is None:
+            continue
+        sm = s["small"]
+        row = [
+            r["peer"],
+            f"{s['mib_s']:.0f}",
+            _fmt(s.get("x_target"), 2),
+            _cpu_split(s),
+            _ratio(s["cpu_s_per_gb"], ng and ng["cpu_s_per_gb"]),
+            _fmt(s.get("cpu_s_per_gb_net_of_small"), 2),
+            _fmt(s["server_cpu_pct"], 0),
+            _fmt(sm["p50_ms"], 2),
+            _fmt(sm["p99_ms"], 2),
+            _fmt(sm["rate_achieved"], 0),
+            f"{s['peak_rss_mib']:.0f}",
+            _other(s),
+            _errors_text(s),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    return lines
+
+
 def markdown(report: dict) -> str:
     m = report["meta"]
     results = {r["peer"]: r for r in report["peers"]}
@@ -1433,14 +1772,18 @@ def markdown(report: dict) -> str:
         ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         "- server CPU: user + system time of the server's process tree over the window; "
-        "CPU s/GB: that time per 10^9 bytes received by wrk. other CPU %: the machine's busy "
-        "time not spent by the server, wrk, the small-file client or the script (100 = one "
+        "CPU s/GB: that time per 10^9 bytes received by wrk (by the curl processes in (a')). "
+        "other CPU %: the machine's busy time not spent by the server, wrk, curl, the "
+        "small-file client or the script (100 = one "
         f"core; bold above {FOREIGN_CPU_LIMIT:g}: another program competed; steal: time the "
         "hypervisor gave to other guests, shown from 5)",
         "",
     ]
-    nginx = {s: scenario_of(results, "nginx", s) for s in ("hot", "cold")}
-    for scenario in ("hot", "cold"):
+    nginx = {s: scenario_of(results, "nginx", s) for s in ("hot", "paced", "cold")}
+    for scenario in ("hot", "paced", "cold"):
+        if scenario == "paced":
+            lines += _paced_section(report, nginx["paced"])
+            continue
         if scenario not in m["scenarios"]:
             continue
         if scenario == "hot":
@@ -1584,18 +1927,30 @@ def plot(report: dict, path: Path) -> str | None:
                 out.append((r["peer"], key(s)))
         return out
 
-    panels = [
-        ("hot", "(a) hot 10 MiB file: MiB/s (higher is better)", _mib_s, "%.0f"),
-        ("cold", f"(b) {m['cold_files']} distinct 10 MiB files: MiB/s", _mib_s, "%.0f"),
-        ("small", "(c) 4 KiB file alone: requests/s", _req_s, "%.0f"),
-        ("hot", "(a) server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
-        ("cold", "(b) server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
-        ("small", "(c) p99 ms (lower is better)", lambda s: s["latency_ms"]["p99"], "%.1f"),
+    paced_target = (m.get("paced_rate_mib") or 0) * m["connections"]
+    rows = [
+        [
+            ("hot", "(a) hot 10 MiB file: MiB/s (higher is better)", _mib_s, "%.0f"),
+            ("cold", f"(b) {m['cold_files']} distinct 10 MiB files: MiB/s", _mib_s, "%.0f"),
+            ("small", "(c) 4 KiB file alone: requests/s", _req_s, "%.0f"),
+        ],
+        [
+            ("hot", "(a) server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
+            ("cold", "(b) server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
+            ("small", "(c) p99 ms (lower is better)", lambda s: s["latency_ms"]["p99"], "%.1f"),
+        ],
+        [
+            ("paced", f"(a') paced, {paced_target:g} MiB/s wanted: MiB/s received", _mib_s, "%.0f"),
+            ("paced", "(a') server CPU s per GB (lower is better)", _cpu_gb, "%.2f"),
+            ("paced", "(a') 4 KiB file during it: p99 ms (lower is better)", _small_p99, "%.1f"),
+        ],
     ]
-    drawn = [p for p in panels if series(p[0], p[2])]
-    if not drawn:
+    # a row without any figure (old results without paced, a subset of the scenarios) goes
+    rows = [row for row in rows if any(series(p[0], p[2]) for p in row)]
+    if not rows:
         return "no peer produced results"
-    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(18, 5 * len(rows)), squeeze=False)
+    panels = [panel for row in rows for panel in row]
     for ax, (scenario, title, key, fmt) in zip(axes.flat, panels, strict=True):
         data = series(scenario, key)
         if not data:
@@ -1665,10 +2020,10 @@ def parse_scenarios(spec: str | None) -> tuple[str, ...]:
 
 def install_tools() -> None:
     if os.geteuid() != 0:
-        raise SystemExit("--install needs root (it runs apt-get install -y wrk nginx)")
+        raise SystemExit("--install needs root (it runs apt-get install -y wrk nginx curl)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "wrk", "nginx"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "wrk", "nginx", "curl"], check=True, env=env)
 
 
 def make_files(docroot: Path, cold_files: int) -> tuple[dict[str, str], dict[str, int]]:
@@ -1725,7 +2080,8 @@ def main(argv=None) -> int:
         "--connections",
         type=int,
         default=50,
-        help="wrk connections for the 10 MiB files, (a) and (b) (default 50)",
+        help="wrk connections for the 10 MiB files, (a) and (b), and curl processes of (a') "
+        "(default 50)",
     )
     p.add_argument(
         "--threads",
@@ -1752,6 +2108,14 @@ def main(argv=None) -> int:
         help="paced small-file requests/s in total during (a) (default 100)",
     )
     p.add_argument(
+        "--paced-rate",
+        type=float,
+        default=8.0,
+        metavar="MIB",
+        help="MiB/s of each curl download loop of (a') (default 8: 400 MiB/s in all with 50 "
+        "connections, below the slowest peer's rate in (a))",
+    )
+    p.add_argument(
         "--small-load-connections",
         type=int,
         default=16,
@@ -1764,7 +2128,7 @@ def main(argv=None) -> int:
         help="wrk threads of (c) (default 1: one core for wrk, one for the server)",
     )
     p.add_argument("--peers", help="comma list of peer numbers or names (default all)")
-    p.add_argument("--scenarios", help="comma list of hot,cold,small (default all)")
+    p.add_argument("--scenarios", help="comma list of hot,paced,cold,small (default all)")
     p.add_argument("--quick", action="store_true", help="3 s per scenario, 1 s warm-up")
     p.add_argument(
         "--wait-quiet",
@@ -1788,7 +2152,9 @@ def main(argv=None) -> int:
         help="output directory (default bench/results)",
     )
     p.add_argument(
-        "--install", action="store_true", help="apt-get install -y wrk nginx first (root only)"
+        "--install",
+        action="store_true",
+        help="apt-get install -y wrk nginx curl first (root only)",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target check fails")
     p.add_argument(
@@ -1805,6 +2171,8 @@ def main(argv=None) -> int:
         a.warmup = 1.0 if a.quick else 3.0
     if a.cold_files < 1:
         raise SystemExit("--cold-files must be at least 1")
+    if a.paced_rate <= 0:
+        raise SystemExit("--paced-rate must be above 0")
     peers = parse_peers(a.peers)
     scenarios = parse_scenarios(a.scenarios)
 
@@ -1821,6 +2189,13 @@ def main(argv=None) -> int:
         raise SystemExit("error: psutil is not installed (pip install psutil)") from None
     if any(PEER_BY_NAME[n].server != "nginx" for n in peers) and not have_module("uvicorn"):
         raise SystemExit("error: uvicorn is not installed (pip install 'uvicorn[standard]')")
+    skipped_scenarios = {}
+    if "paced" in scenarios:
+        why = curl_missing()
+        if why:
+            print(f"warning: scenario paced skipped: {why}", flush=True)
+            skipped_scenarios["paced"] = why
+            scenarios = tuple(s for s in scenarios if s != "paced")
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -1864,6 +2239,7 @@ def main(argv=None) -> int:
             scenarios=scenarios,
             uvicorn_fast=uvfast,
             fast_path=fast_path_missing(),
+            curl=shutil.which("curl") if "paced" in scenarios else None,
         )
         for i, name in enumerate(peers):
             if i:
@@ -1904,6 +2280,7 @@ def main(argv=None) -> int:
             "memory_gib": round(psutil.virtual_memory().total / 2**30),
             "python": platform.python_version(),
             "scenarios": list(scenarios),
+            "skipped_scenarios": skipped_scenarios,
             "duration_s": a.duration,
             "warmup_s": a.warmup,
             "connections": a.connections,
@@ -1911,6 +2288,8 @@ def main(argv=None) -> int:
             "cold_files": a.cold_files,
             "small_connections": a.small_connections,
             "small_rate": a.small_rate,
+            "paced_rate_mib": a.paced_rate,
+            "paced_target_mib_s": a.paced_rate * a.connections,
             "small_load_connections": a.small_load_connections,
             "small_load_threads": max(1, min(a.small_load_threads, a.small_load_connections)),
             "large_size_mib": LARGE_SIZE // MiB,
@@ -1939,6 +2318,7 @@ def main(argv=None) -> int:
                 "httptools": dist_version("httptools"),
                 "nginx": _short(tool_version(["nginx", "-v"]), "nginx/"),
                 "wrk": _short(tool_version(["wrk", "-v"]), "wrk "),
+                "curl": _short(tool_version(["curl", "--version"]), "curl "),
             },
         },
         "peers": [results[n] for n in peers],
@@ -1951,7 +2331,7 @@ def write_outputs(report: dict, a: argparse.Namespace) -> int:
     disturbed = []
     for r in report["peers"]:
         letters = [
-            "abc"[SCENARIOS.index(name)]
+            SCENARIO_LETTERS.get(name, name)
             for name, s in r.get("scenarios", {}).items()
             if r.get("status") == "ok" and s.get("disturbed")
         ]
