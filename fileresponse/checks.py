@@ -13,7 +13,8 @@
                        (when derivatives are in use: a ``DERIVATIVES_*`` setting, or
                        the derivative URLs in the URLconf)
 ``fileresponse.E023``  ``DERIVATIVES_EXECUTOR`` is neither a known name nor an
-                       importable executor class
+                       importable executor class, or ``"celery"``/``"tasks"`` lacks
+                       its extra (``fileresponse[celery]``, ``fileresponse[tasks]``)
 ``fileresponse.E030``  a kind listed in ``DERIVATIVES_KINDS`` lacks its library (its
                        extra is not installed, or ``FFMPEG`` is no executable)
 ``fileresponse.W030``  a media kind (pdf, video, audio) lacks its library, when
@@ -26,6 +27,11 @@
 ``fileresponse.E042``  a fast path's ``{"storage": alias}`` is not in ``STORAGES``
 ``fileresponse.W040``  a fast path's ``{"root": dir}`` (or ``STATIC_ROOT``) is not a
                        directory (yet: ``collectstatic`` may make it)
+``fileresponse.E050``  a QueuedStorage's ``local`` or ``remote`` storage cannot be
+                       built (an alias not in ``STORAGES``, a bad backend or options)
+``fileresponse.E051``  the transfer engine (``TRANSFERS_ENGINE`` or a QueuedStorage's
+                       ``engine``) lacks its library (Celery, Django Tasks)
+``fileresponse.E052``  ``UPLOADS_STAGING_STORAGE`` is not in ``STORAGES``
 =====================  ==============================================================
 """
 
@@ -51,9 +57,10 @@ __all__ = [
     "check_minio",
     "check_minio_storages",
     "check_settings",
+    "check_transfers",
 ]
 
-_EXECUTORS = ("process", "thread")
+_EXECUTORS = ("process", "thread", "celery", "tasks")
 
 
 @register()
@@ -250,9 +257,18 @@ def _derivatives_in_use(configured: Mapping[str, Any]) -> bool:
 
 
 def _executor_problem(choice: str) -> str | None:
+    from django.utils.module_loading import import_string
+
+    from .derivatives.executor import REMOTE_EXECUTORS
+
+    if choice in REMOTE_EXECUTORS:
+        try:
+            import_string(REMOTE_EXECUTORS[choice])  # its SDK, and the task it defines
+        except ImproperlyConfigured as error:
+            return str(error)
+        return None
     if choice in _EXECUTORS:
         return None
-    from django.utils.module_loading import import_string
 
     try:
         executor = import_string(choice)
@@ -309,4 +325,68 @@ def check_fast_paths(**kwargs: Any) -> list[CheckMessage]:
                     id="fileresponse.W040",
                 )
             )
+    return messages
+
+
+@register()
+def check_transfers(**kwargs: Any) -> list[CheckMessage]:
+    """QueuedStorages name storages that can be built, engines that can run, staging exists."""
+    import importlib.util
+
+    from django.utils.module_loading import import_string
+
+    from .storage.queued.engines import engine_name
+    from .storage.queued.storage import QueuedStorage
+
+    try:
+        configured = settings_table("FILERESPONSE")
+    except ImproperlyConfigured:
+        return []  # E001 says what is wrong first
+    if validate(configured):
+        return []  # E002 says what is wrong first
+    storages_setting = getattr(settings, "STORAGES", {}) or {}
+    messages: list[CheckMessage] = []
+    engines = {engine_name()}
+    for alias, entry in storages_setting.items():
+        try:
+            backend = import_string(entry.get("BACKEND", ""))
+        except ImportError:
+            continue
+        if not (isinstance(backend, type) and issubclass(backend, QueuedStorage)):
+            continue
+        where = f"STORAGES[{alias!r}] (QueuedStorage)"
+        try:
+            storage = backend(**(entry.get("OPTIONS") or {}))
+            for role in ("local", "remote"):
+                getattr(storage, role)
+            engines.add(engine_name(storage.engine))
+        except Exception as error:
+            messages.append(Error(f"{where}: {error}", id="fileresponse.E050"))
+    needs = {"celery": ("celery", "fileresponse[celery]"), "tasks": (None, "django-tasks")}
+    for engine in sorted(engines):
+        if engine not in needs:
+            continue
+        module, extra = needs[engine]
+        found = (
+            importlib.util.find_spec(module) is not None
+            if module is not None
+            else any(importlib.util.find_spec(name) for name in ("django.tasks", "django_tasks"))
+        )
+        if not found:
+            messages.append(
+                Error(
+                    f"FILERESPONSE: the transfer engine {engine!r} cannot be imported.",
+                    hint=f"pip install '{extra}', or choose another engine.",
+                    id="fileresponse.E051",
+                )
+            )
+    staging = get_config().UPLOADS_STAGING_STORAGE
+    if staging is not None and staging not in storages_setting:
+        messages.append(
+            Error(
+                f"FILERESPONSE: UPLOADS_STAGING_STORAGE {staging!r} is not in settings.STORAGES.",
+                hint=f"Known aliases: {', '.join(sorted(storages_setting)) or 'none'}.",
+                id="fileresponse.E052",
+            )
+        )
     return messages

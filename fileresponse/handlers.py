@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponseBase
 from .asgi_types import Send
 from .exceptions import StreamCut
 from .responses import AsyncFileResponse
+from .threads import request_threads
 
 __all__ = ["AsyncFileASGIHandler", "encode_headers"]
 
@@ -53,7 +54,18 @@ class AsyncFileASGIHandler(ASGIHandler):
         if scope["type"] == "lifespan":
             await self.handle_lifespan(receive, send)
             return
-        await super().__call__(scope, receive, send)
+        threads = request_threads() if scope["type"] == "http" else None
+        if threads is None:
+            await super().__call__(scope, receive, send)
+            return
+        # Django's __call__ enters a ThreadSensitiveContext of its own, which then
+        # finds this one and uses its (borrowed, already running) thread.
+        executor = threads.lend()
+        try:
+            async with threads.context(executor):
+                await super().__call__(scope, receive, send)
+        finally:
+            threads.give_back(executor)
 
     async def handle_lifespan(self, receive: Receive, send: Send) -> None:
         """ASGI lifespan: nothing to start; at shutdown, end the derivative workers.

@@ -6,6 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.queues import (  # noqa: F401  (fixtures: Redis, Celery and Tasks workers)
+    celery_worker_factory,
+    redis_server,
+    redis_url,
+    tasks_worker_factory,
+)
 from tests.s3server import S3Target
 from tests.servers import (
     ALL_SERVERS,

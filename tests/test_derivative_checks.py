@@ -111,7 +111,10 @@ def test_e022_only_when_derivatives_are_in_use(
 @pytest.mark.parametrize(
     ("executor", "problem"),
     [
-        ("processes", "is neither 'process' nor 'thread' nor an importable dotted path"),
+        (
+            "processes",
+            "is neither 'process' nor 'thread' nor 'celery' nor 'tasks' nor an importable dotted path",
+        ),
         ("no.such.module.Executor", "nor an importable dotted path"),
         (f"{__name__}.NoSuchExecutor", "nor an importable dotted path"),
         (f"{__name__}.NOT_AN_EXECUTOR", "is not a class with run(job) and shutdown()"),

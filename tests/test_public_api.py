@@ -25,7 +25,15 @@ PUBLIC = {
     "fileresponse.sources.filesystem": ["FilesystemSource", "FileObjectSource"],
     "fileresponse.sources.storage": ["StorageSource", "storage_source"],
     "fileresponse.sources.minio": ["MinioSource"],
-    "fileresponse.storage": ["MinioStorage", "DeliveringStorage"],
+    "fileresponse.storage": ["MinioStorage", "DeliveringStorage", "QueuedStorage"],
+    "fileresponse.storage.queued": ["QueuedStorage", "QueuedSource"],
+    "fileresponse.uploads": [
+        "save_in_background",
+        "pending_upload",
+        "upload_state",
+        "upload_saved",
+        "upload_failed",
+    ],
     "fileresponse.storage.delivery": ["DeliveringStorage"],
     "fileresponse.storage.minio": [
         "MinioStorage",

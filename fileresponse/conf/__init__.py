@@ -77,6 +77,10 @@ class Config:
     DOCUMENT_ROOT: str | None = None
     #: Threads reading files for async responses, per process.
     IO_THREADS: int = 8
+    #: Idle threads kept per process for the sync code of Django's requests under
+    #: :func:`fileresponse.asgi.get_asgi_application` (one thread per request, reused
+    #: as under a threaded WSGI server); ``0``: a new thread per request, as Django does.
+    REQUEST_THREADS: int = 32
     #: ``Retry-After`` seconds sent with a ``503`` when a storage is unavailable.
     RETRY_AFTER: int = 5
     #: Aliases of Django's ``STORAGES`` that derivative URLs may name as sources.
@@ -112,8 +116,22 @@ class Config:
     #: The image engine: ``"pillow"`` (``fileresponse[images]``) or ``"vips"`` (libvips,
     #: ``fileresponse[vips]``). Part of every cache key: engines never share derivatives.
     DERIVATIVES_ENGINE: str = "pillow"
-    #: ``"process"`` (a process pool per server process), ``"thread"``, or a dotted path.
+    #: ``"process"`` (a process pool per server process), ``"thread"``, ``"celery"``
+    #: (Celery workers, ``fileresponse[celery]``), ``"tasks"`` (Django's Tasks framework,
+    #: ``fileresponse[tasks]`` on Django 5.2), or the dotted path of an executor class.
     DERIVATIVES_EXECUTOR: str = "process"
+    #: With ``"celery"`` or ``"tasks"``: whether a miss waits for the worker (at most
+    #: ``DERIVATIVES_TIMEOUT``, by Redis pub/sub at ``DERIVATIVES_REDIS_URL`` or by polling
+    #: the store) or answers ``503`` with ``Retry-After`` at once (``False``).
+    DERIVATIVES_REMOTE_WAIT: bool = True
+    #: The queue of the derivative tasks (Celery's queue, a Tasks ``queue_name``);
+    #: ``None``: the default one.
+    DERIVATIVES_QUEUE: str | None = None
+    #: The Celery app that sends the tasks, as a dotted path (``"proj.celery.app"``);
+    #: ``None``: Celery's current app (the project's, once its ``celery.py`` is imported).
+    DERIVATIVES_CELERY_APP: str | None = None
+    #: Tries again of a worker's storage step after a transient error (0.2 s, 0.4 s...).
+    DERIVATIVES_RETRIES: int = 3
     #: Worker processes (or threads) per server process; ``None``: CPUs, at most 4.
     DERIVATIVES_WORKERS: int | None = None
     #: Jobs waiting or running per server process before ``503`` (backpressure).
@@ -157,6 +175,22 @@ class Config:
     #: Whether a streamed derivative's command is killed once no client follows it
     #: (``False``: it runs on and is stored for the next request).
     DERIVATIVES_STREAM_ABANDON: bool = False
+    #: Where background transfers (QueuedStorage) and staged uploads run: ``"local"``
+    #: (threads of this process), ``"celery"`` (through ``DERIVATIVES_CELERY_APP``) or
+    #: ``"tasks"``; ``"auto"``: ``DERIVATIVES_EXECUTOR`` when it is one of those, else local.
+    TRANSFERS_ENGINE: str = "auto"
+    #: Attempts of a transfer (or upload) before it is ``failed``; the delay between two
+    #: doubles from ``TRANSFERS_RETRY_DELAY`` seconds, up to an hour.
+    TRANSFERS_MAX_ATTEMPTS: int = 5
+    TRANSFERS_RETRY_DELAY: float = 10.0
+    #: Seconds a worker holds a transfer; it renews the lease while it copies, and a
+    #: transfer whose worker died may be claimed again once its lease expired.
+    TRANSFERS_LEASE: float = 60.0
+    #: Threads of the ``"local"`` engine, per process.
+    TRANSFERS_LOCAL_THREADS: int = 2
+    #: Alias in ``STORAGES`` where :mod:`fileresponse.uploads` stages uploads; ``None``: a
+    #: ``FileSystemStorage`` at ``MEDIA_ROOT/.staging``.
+    UPLOADS_STAGING_STORAGE: str | None = None
     #: URL prefixes the ASGI application answers itself, before Django's URL resolution,
     #: middleware and request signals (:mod:`fileresponse.fastpath`), each to a target:
     #: ``"static"`` (``STATIC_ROOT``, precompressed variants, immutable hashed names),
@@ -187,10 +221,13 @@ DERIVATIVE_KINDS: tuple[str, ...] = ("image", "pdf", "video", "audio", "command"
 #: RFC 9110 section 5.6.2; a charset name is a token (section 8.3.2).
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
+_QUEUE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
 _DERIVATIVE_CHOICES: Mapping[str, tuple[str, ...]] = {
     "DERIVATIVES_SERVE": ("stream", "redirect", "accel"),
     "DERIVATIVES_LOCK": ("auto", "local", "storage", "redis"),
     "DERIVATIVES_ENGINE": ("pillow", "vips"),
+    "TRANSFERS_ENGINE": ("auto", "local", "celery", "tasks"),
 }
 
 
@@ -213,10 +250,13 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             problems.extend(fast_path_problems(value))
         elif key == "FAST_PATH_HEADERS":
             problems.extend(fast_path_headers_problems(value))
+        elif key in ("TRANSFERS_RETRY_DELAY", "TRANSFERS_LEASE") and not is_positive_number(value):
+            problems.append(f"{key} must be a positive number of seconds, not {value!r}")
         elif (
             isinstance(value, int)
             and not isinstance(value, bool)
-            and value < (0 if key == "RETRY_AFTER" else 1)
+            and value
+            < (0 if key in ("RETRY_AFTER", "DERIVATIVES_RETRIES", "REQUEST_THREADS") else 1)
         ):
             problems.append(f"{key} must be positive, not {value}")
         elif (
@@ -238,6 +278,8 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             and not (value and all(is_positive_number(density) for density in value))
         ):
             problems.append(f"{key} must hold positive numbers")
+        elif key == "DERIVATIVES_QUEUE" and value is not None and not _QUEUE.match(value):
+            problems.append(f"{key} must be a queue name (1..100 of A-Z, a-z, 0-9, . _ : -)")
         elif key == "TEXT_CHARSET" and value and not _TOKEN.match(value):
             problems.append(f"{key} must be a charset name like 'utf-8', not {value!r}")
         elif key in _DERIVATIVE_CHOICES and value not in _DERIVATIVE_CHOICES[key]:

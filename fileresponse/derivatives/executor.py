@@ -26,9 +26,10 @@ script.py``) that uses the process pool needs the ``if __name__ ==
 uvicorn, ``manage.py``), Jupyter and pytest are fine as they are.
 
 Executors are pluggable: ``DERIVATIVES_EXECUTOR`` is ``"process"`` (default),
-``"thread"`` (threads of this process: tests, notebooks, development), or the
-dotted path of a class with the :class:`JobExecutor` protocol, built with no
-arguments (a Celery executor can come later this way).
+``"thread"`` (threads of this process: tests, notebooks, development),
+``"celery"`` or ``"tasks"`` (workers of a task queue: :mod:`.remote`), or the
+dotted path of a class with the :class:`JobExecutor` protocol (or
+:class:`~.remote.RemoteJobExecutor`'s), built with no arguments.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ from fileresponse.conf import PerSettings, get_config
 
 from .exceptions import ProcessingUnavailable
 from .processors import processors, run_job
+from .remote import RemoteJobExecutor
 from .slots import take_slot
 
 if TYPE_CHECKING:
     from .processors import Job, Result
 
 __all__ = [
+    "REMOTE_EXECUTORS",
     "JobExecutor",
     "ProcessPoolJobExecutor",
     "ThreadJobExecutor",
@@ -353,7 +356,7 @@ def _register_exit_hooks() -> None:
             register(close_executors)
 
 
-def _shutdown(executor: JobExecutor) -> None:
+def _shutdown(executor: JobExecutor | RemoteJobExecutor) -> None:
     executor.shutdown()
 
 
@@ -362,24 +365,32 @@ def reset_executor() -> None:
     get_executor.reset()
 
 
-def _build_executor() -> JobExecutor:
+#: The executors of task queues, by name: their modules import the queue's SDK.
+REMOTE_EXECUTORS = {
+    "celery": "fileresponse.derivatives.celery_executor.CeleryExecutor",
+    "tasks": "fileresponse.derivatives.tasks_executor.TasksExecutor",
+}
+
+
+def _build_executor() -> JobExecutor | RemoteJobExecutor:
     """The executor of this process, built from ``DERIVATIVES_EXECUTOR`` on first use."""
     choice = get_config().DERIVATIVES_EXECUTOR
     if choice == "process":
         return ProcessPoolJobExecutor()
     if choice == "thread":
         return ThreadJobExecutor()
-    executor = import_string(choice)()
-    if not isinstance(executor, JobExecutor):
+    executor = import_string(REMOTE_EXECUTORS.get(choice, choice))()
+    if not isinstance(executor, JobExecutor | RemoteJobExecutor):
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(
-            f"DERIVATIVES_EXECUTOR {choice!r} has no async run(job) and shutdown()"
+            f"DERIVATIVES_EXECUTOR {choice!r} has no async run(job) (or produce(task, store))"
+            " and shutdown()"
         )
     return executor
 
 
 #: The executor of this process; shut down and built again when ``FILERESPONSE`` changes.
-get_executor: PerSettings[JobExecutor] = PerSettings(
+get_executor: PerSettings[JobExecutor | RemoteJobExecutor] = PerSettings(
     _build_executor, ("FILERESPONSE",), close=_shutdown
 )

@@ -18,14 +18,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fileresponse.conf import DERIVATIVE_KINDS, Config, get_config
+from fileresponse.conf import Config, get_config
 from fileresponse.threads import in_thread
 
 from .exceptions import KindUnavailable, ProcessingError, ProcessingUnavailable
-from .executor import get_executor
+from .executor import JobExecutor, get_executor
 from .keys import derivative_name, lock_key
 from .originals import SourceState, astat_original, stat_original
-from .processors import JobInput, Output, Processor, processor_for
+from .processors import JobInput, Output, Processor, check_available, processor_for
+from .remote import DerivativeTask, RemoteJobExecutor
 from .singleflight import get_single_flight
 from .spool import spooled_source
 from .store import DerivativeStore, StoredDerivative, get_store, local_location
@@ -148,7 +149,7 @@ async def _obtain(
     # 1. Resolve: the processor of this kind of source (or spec), enabled and installed
     # here, its limits, the output.
     processor = processor_for(source_name, spec)
-    _check_available(processor, config)
+    check_available(processor, config)
     processor.check(spec, config)
     varies = False
     if output is None:
@@ -166,8 +167,9 @@ async def _obtain(
     resolved = _Resolved(processor, output, varies, engine, state, name, found)
     if resolved.found is not None:
         return _obtained(resolved, resolved.found, generated=False)
-    # 3. Produce once (across processes and machines), then find what was stored.
-    if not resolved.processor.streams(spec):
+    # 3. Produce once (across processes and machines), then find what was stored; a
+    # remote executor's workers make streaming kinds too, to their end (:mod:`.remote`).
+    if not resolved.processor.streams(spec) or isinstance(get_executor(), RemoteJobExecutor):
         generated = await _produce_once(store, source_storage, spec, resolved, config)
         return await _stored(store, resolved, generated=generated)
     request = _stream_request(store, source_storage, spec, resolved, config)
@@ -177,17 +179,6 @@ async def _obtain(
     if body is None:  # stored meanwhile, here or by another process
         return await _stored(store, resolved, generated=False)
     return Streaming(body, resolved.state, resolved.output, resolved.varies)
-
-
-def _check_available(processor: Processor, config: Config) -> None:
-    """``KindUnavailable`` (``501``) for a built-in kind left out of ``DERIVATIVES_KINDS``,
-    or a kind whose library is missing; a site's own kinds are not listed there."""
-    kinds = config.DERIVATIVES_KINDS
-    if kinds is not None and processor.kind in DERIVATIVE_KINDS and processor.kind not in kinds:
-        raise KindUnavailable(f"{processor.kind} derivatives are not enabled (DERIVATIVES_KINDS)")
-    reason = processor.unavailable(config)
-    if reason is not None:
-        raise KindUnavailable(reason)
 
 
 async def _produce_once(
@@ -201,6 +192,17 @@ async def _produce_once(
     name = resolved.name
 
     async def produce() -> None:
+        executor = get_executor()
+        if isinstance(executor, RemoteJobExecutor):
+            task = DerivativeTask.signed(
+                resolved.state.storage_alias,
+                resolved.state.name,
+                spec.canonical(),
+                resolved.output.format,
+                name,
+            )
+            await executor.produce(task, store)
+            return
         await _produce(
             store,
             resolved.processor,
@@ -319,12 +321,12 @@ async def _produce(
     started = time.perf_counter()
     if state.path is not None:
         job = processor.job(spec, output, JobInput(state.path, identity=state.identity), config)
-        result = await get_executor().run(job)
+        result = await _local_executor().run(job)
     else:
         max_bytes = config.DERIVATIVES_MAX_SOURCE_BYTES
         async with spooled_source(source_storage, state, max_bytes) as copy:
             job = processor.job(spec, output, JobInput(copy.path, copy.data), config)
-            result = await get_executor().run(job)
+            result = await _local_executor().run(job)
     await in_thread(_store_result, store, state, engine, name, result.data)
     elapsed = time.perf_counter() - started
     logger.info(
@@ -335,6 +337,12 @@ async def _produce(
         len(result.data),
         extra={"derivative": name, "duration": elapsed},
     )
+
+
+def _local_executor() -> JobExecutor:
+    executor = get_executor()
+    assert isinstance(executor, JobExecutor), "a remote executor's jobs run in its workers"
+    return executor
 
 
 def _store_result(

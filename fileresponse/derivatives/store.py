@@ -18,6 +18,7 @@ import json
 import os
 import posixpath
 import secrets
+import shutil
 import stat as stat_module
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ _DIRECTORY_FLAGS = (
 )
 _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROBE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+_COPY_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +165,7 @@ class DerivativeStore:
         """
         with _full_is_507():
             if self.root is not None:
-                _atomic_write(self.root, name, data if isinstance(data, bytes) else data.read())
+                _atomic_write(self.root, name, data)
             elif not self.storage.exists(name):  # else made elsewhere meanwhile: same bytes
                 content = ContentFile(data) if isinstance(data, bytes) else File(data, name)
                 saved = self.storage.save(name, content)
@@ -212,7 +214,7 @@ def _full_is_507() -> Iterator[None]:
         ) from None
 
 
-def _atomic_write(root: str, name: str, data: bytes, *, durable: bool = True) -> None:
+def _atomic_write(root: str, name: str, data: bytes | IO[bytes], *, durable: bool = True) -> None:
     """Write ``root/name`` through a temporary file in the same directory and ``os.replace``.
 
     The directories are opened (made when missing) one at a time from a descriptor
@@ -228,7 +230,10 @@ def _atomic_write(root: str, name: str, data: bytes, *, durable: bool = True) ->
         try:
             with os.fdopen(descriptor, "wb") as file:
                 os.fchmod(descriptor, 0o644)
-                file.write(data)
+                if isinstance(data, bytes):
+                    file.write(data)
+                else:  # in pieces: memory stays bounded
+                    shutil.copyfileobj(data, file, _COPY_CHUNK)
                 file.flush()
                 if durable:
                     os.fsync(descriptor)

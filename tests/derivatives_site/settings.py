@@ -6,6 +6,7 @@ Environment (set by the tests):
 - ``FILERESPONSE_TEST_DERIVATIVES_STORAGE``: an alias of ``STORAGES`` (e.g. ``minio``)
   to store derivatives in instead;
 - ``FILERESPONSE_TEST_LOCK_DIR``: the directory of the lock files;
+- ``FILERESPONSE_TEST_URLCONF``: another URLconf (the queue tests: derivatives only);
 - ``FILERESPONSE_TEST_SETTINGS``: more ``FILERESPONSE`` keys, as JSON (e.g. the
   ``DERIVATIVES_COMMANDS`` of tests/test_derivative_streaming.py);
 - and those of tests/project/settings.py (media root, MinIO).
@@ -20,7 +21,7 @@ import os
 from tests.project.settings import *  # noqa: F403
 from tests.project.settings import LOGGING
 
-ROOT_URLCONF = "tests.derivatives_site.urls"
+ROOT_URLCONF = os.environ.get("FILERESPONSE_TEST_URLCONF") or "tests.derivatives_site.urls"
 
 FILERESPONSE = {
     "DERIVATIVES_ROOT": os.environ.get("FILERESPONSE_TEST_DERIVATIVES_ROOT") or None,

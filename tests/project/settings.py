@@ -1,5 +1,6 @@
 """Django settings for the test suite (``DJANGO_SETTINGS_MODULE=tests.project.settings``)."""
 
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "fileresponse",
+    # The Photo model of the background upload tests (tests/project/uploads.py).
+    "tests.project",
 ]
 
 MIDDLEWARE: list[str] = []
@@ -76,6 +79,24 @@ if os.environ.get(_MINIO + "ENDPOINT"):
             "BACKEND": "fileresponse.storage.MinioStorage",
             "OPTIONS": {**_minio_options, **_variant},
         }
+
+# The queues of tests/queues.py: a database file that web and worker processes share,
+# the Tasks database backend (django-tasks-db), the broker of tests/project/celery.py.
+if os.environ.get("FILERESPONSE_TEST_DATABASE"):
+    DATABASES["default"]["NAME"] = os.environ["FILERESPONSE_TEST_DATABASE"]
+if os.environ.get("FILERESPONSE_TEST_TASKS") == "db":
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+CELERY_BROKER_URL = os.environ.get("FILERESPONSE_TEST_CELERY_BROKER", "memory://")
+# The task of transfers and staged uploads, beside the derivative task of tests/project/celery.py.
+CELERY_IMPORTS = ["fileresponse.storage.queued.celery_tasks"]
+# The QueuedStorage of tests/test_queued_live.py: its OPTIONS as JSON (local and remote entries).
+if os.environ.get("FILERESPONSE_TEST_QUEUED"):
+    STORAGES["queued"] = {
+        "BACKEND": "fileresponse.storage.QueuedStorage",
+        "OPTIONS": json.loads(os.environ["FILERESPONSE_TEST_QUEUED"]),
+    }
+CELERY_TASK_IGNORE_RESULT = True
 
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -3,12 +3,15 @@
 ``stock_file`` answers with Django's own ``django.http.FileResponse`` so a server
 can be checked without fileresponse; ``attachment`` exercises ``AsyncFileResponse``
 with ``as_attachment=True``; ``scope_extensions`` shows the ASGI extensions the
-server offered.
+server offered; ``request_thread`` tells which thread ran a request's sync code.
 """
 
+import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
+from django.core.signals import request_started
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.utils._os import safe_join
 
@@ -40,3 +43,32 @@ async def scope_extensions(request: HttpRequest) -> JsonResponse:
     """The names of the ASGI extensions of this request's scope (none under WSGI)."""
     scope = getattr(request, "scope", {})
     return JsonResponse({"extensions": sorted(scope.get("extensions") or {})})
+
+
+_in_thread = threading.local()
+
+
+def _note_started(**kwargs: object) -> None:
+    _in_thread.started = True
+
+
+# Connected when the URLconf is first loaded: from the second request on.
+request_started.connect(_note_started, dispatch_uid="tests.project.views._note_started")
+
+
+def request_thread(request: HttpRequest) -> JsonResponse:
+    """A sync view: its thread, whether ``request_started`` ran there, requests seen there.
+
+    ``?sleep=S`` holds the thread for S seconds first.
+    """
+    time.sleep(float(request.GET.get("sleep", 0)))
+    started = getattr(_in_thread, "started", False)
+    _in_thread.started = False
+    _in_thread.requests = getattr(_in_thread, "requests", 0) + 1
+    return JsonResponse(
+        {
+            "thread": threading.get_ident(),
+            "started_here": started,
+            "requests_in_thread": _in_thread.requests,
+        }
+    )

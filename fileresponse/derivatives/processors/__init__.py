@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import import_string
 
-from fileresponse.derivatives.exceptions import SpecMismatch
+from fileresponse.conf import DERIVATIVE_KINDS
+from fileresponse.derivatives.exceptions import KindUnavailable, SpecMismatch
 
 from .audio import AudioProcessor
 from .base import Job, JobInput, Output, Processor, Result
@@ -33,6 +34,7 @@ __all__ = [
     "Output",
     "Processor",
     "Result",
+    "check_available",
     "engine_module",
     "get_engine",
     "get_processor",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from fileresponse.conf import Config
     from fileresponse.derivatives.spec import Spec
 
 #: The processor of sources that no processor claims by name.
@@ -102,6 +105,17 @@ def processor_for(source_name: str, spec: Spec | None = None) -> Processor:
         if processor.claims(source_name):
             return processor
     return get_processor(DEFAULT_KIND)
+
+
+def check_available(processor: Processor, config: Config) -> None:
+    """``KindUnavailable`` (``501``) for a built-in kind left out of ``DERIVATIVES_KINDS``,
+    or a kind whose library is missing; a site's own kinds are not listed there."""
+    kinds = config.DERIVATIVES_KINDS
+    if kinds is not None and processor.kind in DERIVATIVE_KINDS and processor.kind not in kinds:
+        raise KindUnavailable(f"{processor.kind} derivatives are not enabled (DERIVATIVES_KINDS)")
+    reason = processor.unavailable(config)
+    if reason is not None:
+        raise KindUnavailable(reason)
 
 
 def run_job(job: Job) -> Any:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from fileresponse.derivatives.exceptions import (
     CommandFailed,
@@ -34,7 +36,9 @@ if TYPE_CHECKING:
     from fileresponse.conf import Config
     from fileresponse.derivatives.spec import Spec
 
-__all__ = ["CommandJob", "CommandProcessor", "CommandResult"]
+__all__ = ["CommandJob", "CommandProcessor", "CommandResult", "run_to_end"]
+
+logger = logging.getLogger("fileresponse.derivatives")
 
 _EXTENSIONS = {"jpeg": "jpg"}
 
@@ -192,3 +196,49 @@ class CommandProcessor(Processor):
         if process.returncode != 0:
             raise CommandFailed(f"command {job.name!r} exited with status {process.returncode}")
         return CommandResult(stdout, job.name)
+
+
+_STDERR_TAIL = 2000
+
+
+def run_to_end(
+    command: Command, source: int, stdout: IO[bytes], *, label: str, timeout: float
+) -> None:
+    """Run a streaming processor's ``command`` to its end, its output into ``stdout``.
+
+    For a worker of a task queue (:mod:`fileresponse.derivatives.remote`), which streams
+    nothing: ``source`` is the open source (its stdin, or ``/dev/fd/N`` in ``argv``). Its
+    session is killed when it ends or times out; raises ``CommandFailed`` unless exit 0.
+    """
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            process = subprocess.Popen(  # argv from the processor: no shell
+                command.argv,
+                stdin=source if command.stdin else subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=() if command.stdin else (source,),
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise CommandFailed(f"command {label!r} cannot start: {error.strerror}") from None
+        command.limit(process.pid)
+        try:
+            status = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ProcessingUnavailable(
+                f"command {label!r} took longer than {timeout:g}s"
+            ) from None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if status != 0:
+            stderr.seek(max(0, stderr.tell() - _STDERR_TAIL))
+            logger.warning(
+                "command %r exited with status %d: %s",
+                label,
+                status,
+                stderr.read().decode(errors="replace").strip(),
+            )
+            raise CommandFailed(f"command {label!r} exited with status {status}")
