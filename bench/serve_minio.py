@@ -13,10 +13,13 @@ S3 server, loaded by the same wrk command):
   3 fileresponse-uvicorn    Django + fileresponse.views.serve(storage=MinioStorage),
                             AsyncFileASGIHandler (apps/minio_site): a stat (HEAD), the GET of the
                             planned range, full HTTP semantics
-  4 django-fileresponse     django_fileresponse 0.1.0 (aiobotocore) as its README shows it:
+  4 fileresponse-fastpath   the same site with FILERESPONSE["FAST_PATHS"] = {"/files/":
+                            {"storage": "minio"}}: the same view before URL resolution and
+                            request signals
+  5 django-fileresponse     django_fileresponse 0.1.0 (aiobotocore) as its README shows it:
                             AiobotocoreFileResponse(bucket, key, chunk_size=4096) and its
                             AsyncFileASGIHandler, in its own virtualenv
-  5 django-fileresponse-256k  the same with chunk_size=262144
+  6 django-fileresponse-256k  the same with chunk_size=262144
 
 Load: wrk with N connections (default 50) downloading the object for a fixed duration. Peak RSS
 of the serving process is sampled every 50 ms; CPU is the serving process's (user + system),
@@ -83,6 +86,7 @@ PEER_ORDER = [
     "raw-minio-app",
     "raw-minio-app-64k",
     "fileresponse-uvicorn",
+    "fileresponse-fastpath",
     "django-fileresponse",
     "django-fileresponse-256k",
 ]
@@ -191,7 +195,8 @@ def server_peer(name: str, ctx: dict, port: int) -> tuple[list[str], dict, str |
     if name.startswith("raw-minio-app"):
         env["BENCH_RAW_CHUNK"] = str(RAW_64K) if name.endswith("64k") else "0"
         return uvicorn_argv(sys.executable, "raw_minio_app:app", port, ctx["fast"]), env, None
-    if name == "fileresponse-uvicorn":
+    if name in ("fileresponse-uvicorn", "fileresponse-fastpath"):
+        env["BENCH_FAST_PATH"] = "1" if name == "fileresponse-fastpath" else "0"
         env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(REPO)])
         env["DJANGO_SETTINGS_MODULE"] = "minio_site.settings"
         python = sys.executable
@@ -358,6 +363,9 @@ def checks(results: dict[str, dict]) -> list[dict]:
 
     ratio("fileresponse-uvicorn / raw-minio-app (the ceiling) throughput", fr, raw)
     ratio("fileresponse-uvicorn / raw-minio-app CPU ms per MiB", fr, raw, "cpu_ms_per_mib", True)
+    fast = ok("fileresponse-fastpath")
+    ratio("fileresponse-fastpath / raw-minio-app (the ceiling) throughput", fast, raw)
+    ratio("fileresponse-fastpath / raw-minio-app CPU ms per MiB", fast, raw, "cpu_ms_per_mib", True)
     ratio(
         "fileresponse-uvicorn / raw-minio-app-64k (64 KiB pieces) throughput",
         fr,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import sys
 import wsgiref.util
 from collections.abc import Callable, Iterable
@@ -38,11 +39,16 @@ class Exchange:
         return None
 
     def comparable_headers(self) -> list[tuple[str, str]]:
-        """Headers without the random multipart boundary."""
-        return [
-            (key.lower(), value.split("boundary=")[0] if key.lower() == "content-type" else value)
-            for key, value in self.headers
-        ]
+        """Headers without the random multipart boundary, nor the durations of Server-Timing."""
+        return [(key.lower(), _comparable(key.lower(), value)) for key, value in self.headers]
+
+
+def _comparable(name: str, value: str) -> str:
+    if name == "content-type":
+        return value.split("boundary=")[0]
+    if name == "server-timing":
+        return re.sub(r";dur=[0-9.]+", ";dur=N", value)
+    return value
 
 
 async def call_asgi(

@@ -32,6 +32,7 @@ from tests.derivative_queues import (
     herd,
     queue_site,
 )
+from tests.fields import outcome_of
 from tests.queues import WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.live]
@@ -73,11 +74,20 @@ def test_made_in_the_worker_not_in_the_web_process(
         assert record["made"] is True
         assert record["pid"] == worker.pid != server.pid
         assert _tasks_received(worker) == 1
-        assert "generated " in worker.log()
         assert "generated " not in server.log_tail(100_000)
+        # The worker's log has the one line of the derivative made, in the worker.
+        (line,) = [line for line in worker.log().splitlines() if "generated " in line]
+        assert re.search(
+            rf"generated \S+/160x120_fill\.png in [0-9.]+ ms \(.+, {len(response.content)} "
+            rf"bytes, worker pid {worker.pid}\) from 'default:{source}' by '160x120 fill png'",
+            line,
+        ), line
+        # The web process waited for it: a miss, stored; timed as the wait.
+        assert outcome_of(response.headers.get) == "miss"
         # A hit: served by the web process, no task.
         (again,) = herd([server], derivative_url(source), 1)
         assert again.content == response.content
+        assert outcome_of(again.headers.get) == "hit"
         assert _tasks_received(worker) == 1
 
 
@@ -97,6 +107,9 @@ def test_one_task_for_a_herd_across_two_web_processes(
         for response in responses:
             check_image(response)
         assert len({response.content for response in responses}) == 1
+        outcomes = [outcome_of(response.headers.get) for response in responses]
+        assert outcomes.count("miss") == 1, "one request queued the task, the others waited"
+        assert set(outcomes) <= {"miss", "collapsed", "hit"}
         assert _tasks_received(worker) == 1, worker.log_tail()
         assert worker.log().count("generated ") == 1
         for server in servers:

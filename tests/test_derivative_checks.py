@@ -113,7 +113,8 @@ def test_e022_only_when_derivatives_are_in_use(
     [
         (
             "processes",
-            "is neither 'process' nor 'thread' nor 'celery' nor 'tasks' nor an importable dotted path",
+            "is neither 'process' nor 'thread' nor 'celery' nor 'tasks'"
+            " nor an importable dotted path",
         ),
         ("no.such.module.Executor", "nor an importable dotted path"),
         (f"{__name__}.NoSuchExecutor", "nor an importable dotted path"),

@@ -27,6 +27,7 @@ psutil = pytest.importorskip("psutil")
 from fileresponse.derivatives.signing import signed_path  # noqa: E402
 from fileresponse.derivatives.spec import parse_spec  # noqa: E402
 from tests import images  # noqa: E402
+from tests.fields import outcome_of  # noqa: E402
 from tests.s3server import S3Target  # noqa: E402
 from tests.servers import LiveServer, MediaTree, ServerKind  # noqa: E402
 
@@ -124,6 +125,13 @@ def _check_burst(server: LiveServer, url: str) -> tuple[str, bytes]:
     (data,) = bodies
     assert images.decode(data).size == (320, 240)
     assert {response.headers["content-type"] for response in responses} == {"image/webp"}
+    # RFC 9211: the one request whose run made it is a miss; those that waited for it
+    # (in its process or in the others) are collapsed misses; late ones are hits.
+    outcomes = [outcome_of(response.headers.get) for response in responses]
+    assert outcomes.count("miss") == 1, outcomes
+    assert set(outcomes) <= {"miss", "collapsed", "hit"}
+    print({outcome: outcomes.count(outcome) for outcome in set(outcomes)})
+    assert outcomes.count("collapsed") >= 1, outcomes
     print(f"requests reached {spread} of {WORKERS} workers")
     assert spread >= 2, "the requests reached several worker processes"
     log = server.log_tail(200_000)
@@ -159,6 +167,7 @@ def test_one_run_for_100_concurrent_requests_on_disk(
         # A second burst is all hits.
         responses, _ = asyncio.run(_burst(server, url))
         assert {response.content for response in responses} == {data}
+        assert {outcome_of(response.headers.get) for response in responses} == {"hit"}
         assert len(GENERATED.findall(server.log_tail(200_000))) == 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import json
+import logging
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ from django.core.files.storage import default_storage, storages  # noqa: E402
 from fileresponse.checks import check_settings  # noqa: E402
 from fileresponse.conf import get_config  # noqa: E402
 from fileresponse.derivatives import streaming as streaming_module  # noqa: E402
+from fileresponse.derivatives.diagnostics import diagnostic_headers  # noqa: E402
 from fileresponse.derivatives.exceptions import (  # noqa: E402
     CommandFailed,
     ProcessingUnavailable,
@@ -55,6 +57,7 @@ from fileresponse.derivatives.processors.command import CommandProcessor  # noqa
 from fileresponse.derivatives.signing import signed_path  # noqa: E402
 from fileresponse.derivatives.spec import InvalidSpec, parse_spec  # noqa: E402
 from tests import rawhttp  # noqa: E402
+from tests.fields import description, milliseconds, outcome_of  # noqa: E402
 from tests.servers import SERVER_KINDS, LiveServer, MediaTree  # noqa: E402
 
 PIECES = 8
@@ -237,6 +240,10 @@ def test_first_bytes_arrive_while_the_command_runs_then_a_stored_file(site: Site
     assert response.header("Cache-Control") == "no-store"
     assert response.header("Content-Type") == "image/png"
     assert response.body == data
+    # Sent before the run ended: a miss not stored yet, timed to its first byte.
+    assert outcome_of(response.header) == "streamed"
+    assert description(response.header, "first-byte") == "command"
+    assert milliseconds(response.header, "first-byte") < answer.first_byte * 1000
     command_time = PIECES * PAUSE
     print(f"\nfirst byte {answer.first_byte:.3f}s, whole body {answer.total:.3f}s")
     assert answer.first_byte < command_time / 4 < answer.total
@@ -250,6 +257,7 @@ def test_first_bytes_arrive_while_the_command_runs_then_a_stored_file(site: Site
     assert again.header("Content-Length") == str(len(data))
     assert again.header("ETag")
     assert again.body == data
+    assert outcome_of(again.header) == "hit"
     ranged = rawhttp.request(
         site.server.host,
         site.server.port,
@@ -259,7 +267,14 @@ def test_first_bytes_arrive_while_the_command_runs_then_a_stored_file(site: Site
     )
     assert ranged.status == 206
     assert ranged.body == data[100:200]
+    assert outcome_of(ranged.header) == "hit"
     assert len(site.runs_of("first")) == 1
+    (line,) = [line for line in site.server.log_tail(100_000).splitlines() if "first.bin" in line]
+    assert re.search(
+        rf"generated \S+ in [0-9.]+ ms \(streamed command first, {len(data)} bytes\) "
+        r"from 'default:first\.bin' by 'run=first'",
+        line,
+    ), line
 
 
 @pytest.mark.live
@@ -285,6 +300,8 @@ def test_ten_concurrent_requests_follow_one_run(site: Site) -> None:
     assert all(answer.complete for answer in answers)
     assert {answer.parsed().body for answer in answers} == {data}
     assert len(site.runs_of("concurrent")) == 1
+    outcomes = sorted(outcome_of(answer.parsed().header) or "" for answer in answers)
+    assert outcomes == ["streamed"] + ["streamed-collapsed"] * 9, "later clients joined the run"
 
 
 @pytest.mark.live
@@ -425,6 +442,41 @@ async def test_warm_awaits_a_streaming_run_to_its_end(in_process: Path) -> None:
     again = await obtain_derivative(default_storage, "default", "a.bin", parse_spec("run=copy"))
     again.stored.source.close()
     assert not again.generated
+
+
+async def test_a_streamed_miss_its_followers_and_the_hit_say_so(
+    in_process: Path, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fileresponse.derivatives")
+    slow = (
+        "import sys, time; data = open(sys.argv[1], 'rb').read(); out = sys.stdout.buffer; "
+        "out.write(data[:1000]); out.flush(); time.sleep(0.4); out.write(data[1000:])"
+    )
+    commands = {
+        "slow": {"argv": [sys.executable, "-c", slow, "{input}"], "formats": {"png": "x/y"}}
+    }
+    settings.FILERESPONSE = {**settings.FILERESPONSE, "DERIVATIVES_COMMANDS": commands}
+    data = secrets.token_bytes(5000)
+    default_storage.save("h.bin", ContentFile(data))
+    spec = parse_spec("run=slow")
+    first = await obtain_or_stream(default_storage, "default", "h.bin", spec)
+    second = await obtain_or_stream(default_storage, "default", "h.bin", spec)
+    assert isinstance(first, Streaming)
+    assert isinstance(second, Streaming)
+    assert outcome_of(diagnostic_headers(first.provenance).get) == "streamed"
+    assert outcome_of(diagnostic_headers(second.provenance).get) == "streamed-collapsed"
+    for streaming in (first, second):
+        assert b"".join([chunk async for chunk in streaming.body]) == data
+    hit = await obtain_or_stream(default_storage, "default", "h.bin", spec)
+    assert isinstance(hit, Obtained)
+    hit.stored.source.close()
+    assert outcome_of(diagnostic_headers(hit.provenance).get) == "hit"
+    (line,) = [record.getMessage() for record in caplog.records if "generated" in record.msg]
+    assert re.fullmatch(
+        r"generated \S+/run-slow\.png in [0-9.]+ ms \(streamed command slow, 5000 bytes\) "
+        r"from 'default:h\.bin' by 'run=slow'",
+        line,
+    ), line
 
 
 async def test_a_store_elsewhere_gets_the_output_at_the_end(

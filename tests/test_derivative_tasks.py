@@ -27,6 +27,7 @@ from tests.derivative_queues import (
     herd,
     queue_site,
 )
+from tests.fields import outcome_of
 from tests.queues import (
     WorkerProcess,
     count_task_results,
@@ -65,6 +66,10 @@ def test_made_in_the_worker_one_task_for_a_herd_across_two_web_processes(
         assert record["pid"] == worker.pid
         assert record["pid"] not in {server.pid for server in servers}
         assert worker.log().count("generated ") == 1, worker.log_tail()
+        assert f"worker pid {worker.pid}) from 'default:photos/queued-" in worker.log()
+        outcomes = [outcome_of(response.headers.get) for response in responses]
+        assert outcomes.count("miss") == 1, "one request queued the task, the others waited"
+        assert set(outcomes) <= {"miss", "collapsed", "hit"}
 
 
 def test_a_worker_killed_mid_task_leaves_nothing_and_the_next_request_is_served(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ pytest.importorskip("PIL")
 from django.test import AsyncClient
 from django.urls import include, path
 
+from fileresponse.conf import validate
 from fileresponse.derivatives import executor as executor_module
 from fileresponse.derivatives.executor import ThreadJobExecutor, get_executor
 from fileresponse.derivatives.links import derivative_url
@@ -30,6 +32,7 @@ from fileresponse.derivatives.pipeline import clear_negative_cache
 from fileresponse.derivatives.signing import sign
 from fileresponse.derivatives.store import DerivativeStore, get_store
 from tests import images
+from tests.fields import description, milliseconds, outcome_of
 
 urlpatterns = [path("derivatives/", include("fileresponse.derivatives.urls"))]
 
@@ -40,9 +43,12 @@ class CountingExecutor(ThreadJobExecutor):
     """Threads, counting the jobs run (class-wide, the executor is rebuilt per settings)."""
 
     runs = 0
+    #: Seconds each job takes longer (a herd's requests all arrive during the run).
+    delay = 0.0
 
     async def run(self, job: Any) -> Any:
         type(self).runs += 1
+        await asyncio.sleep(type(self).delay)
         return await super().run(job)
 
 
@@ -78,6 +84,7 @@ def configured(settings: Any, media: Path, tmp_path: Path) -> Iterator[Path]:
         "DERIVATIVES_EXECUTOR": f"{__name__}.CountingExecutor",
     }
     CountingExecutor.runs = 0
+    CountingExecutor.delay = 0.0
     clear_negative_cache()
     yield derivatives
     executor_module.reset_executor()
@@ -258,6 +265,7 @@ async def test_redirect_mode(configured: Path, settings: Any, media: Path) -> No
     }
     response = await AsyncClient().get(derivative_url("photos/landscape.jpg", "90x60 auto"))
     assert response.status_code == 302
+    assert outcome_of(response.headers.get) == "miss"
     location = response["Location"]
     assert location.startswith("/files/derivatives/pillow-1/default/")
     assert location.endswith("/90x60.jpg")
@@ -276,6 +284,7 @@ async def test_accel_mode(configured: Path, settings: Any) -> None:
     url = derivative_url("photos/landscape.jpg", "90x60 webp", version="v1")
     response = await AsyncClient().get(url)
     assert response.status_code == 200
+    assert outcome_of(response.headers.get) == "miss"
     accel = response["X-Accel-Redirect"]
     assert accel.startswith("/protected/pillow-1/default/")
     assert accel.endswith("/90x60.webp")
@@ -283,6 +292,106 @@ async def test_accel_mode(configured: Path, settings: Any) -> None:
     assert response["Cache-Control"] == "max-age=31536000, immutable"
     assert (configured / accel.removeprefix("/protected/")).is_file()
     assert await body(response) == b""
+
+
+# ---------------------------------------------------------------- Cache-Status, Server-Timing
+
+
+async def test_a_miss_says_so_then_every_hit(configured: Path) -> None:
+    CountingExecutor.delay = 0.05
+    url = derivative_url("photos/landscape.jpg", "300x200 fill webp")
+    client = AsyncClient()
+    miss = await client.get(url)
+    assert outcome_of(miss.headers.get) == "miss"
+    assert description(miss.headers.get, "process") == "image"
+    assert milliseconds(miss.headers.get, "process") >= 50, "the run's time, delay included"
+    assert milliseconds(miss.headers.get, "lookup") < milliseconds(miss.headers.get, "process")
+    hit = await client.get(url)
+    assert outcome_of(hit.headers.get) == "hit"
+    # RFC 9211 section 2: a 304 or a 206 is based upon the stored response: it says so too.
+    for headers in ({"If-None-Match": hit["ETag"]}, {"Range": "bytes=0-9"}):
+        answer = await client.get(url, headers=headers)
+        assert answer.status_code in (304, 206)
+        assert outcome_of(answer.headers.get) == "hit"
+    assert outcome_of((await client.head(url)).headers.get) == "hit"
+    assert "Timing-Allow-Origin" not in hit, "the timings are for the same origin only"
+    assert CountingExecutor.runs == 1
+
+
+async def test_responses_the_store_did_not_answer_say_nothing(configured: Path) -> None:
+    """RFC 9211 section 2: no Cache-Status on a response generated without the store."""
+    client = AsyncClient()
+    url = derivative_url("photos/landscape.jpg", "300x200")
+    signature = url.split("/")[2]
+    forged = url.replace(signature, ("A" if signature[0] != "A" else "B") + signature[1:])
+    for refused in (
+        await client.get(forged),
+        await client.get(derivative_url("bad/text.jpg", "100x100")),
+        await client.get(derivative_url("photos/missing.jpg", "100x100")),
+    ):
+        assert refused.status_code >= 400
+        assert outcome_of(refused.headers.get) is None
+
+
+async def test_a_herd_is_one_miss_and_the_rest_collapsed(configured: Path) -> None:
+    CountingExecutor.delay = 0.3
+    url = derivative_url("photos/landscape.jpg", "200x100 fill png")
+    client = AsyncClient()
+    responses = await asyncio.gather(*(client.get(url) for _ in range(8)))
+    outcomes = sorted(outcome_of(response.headers.get) or "" for response in responses)
+    assert outcomes == ["collapsed"] * 7 + ["miss"]
+    assert CountingExecutor.runs == 1
+    for response in responses:
+        assert milliseconds(response.headers.get, "process") >= 250, "each waited for the run"
+    assert outcome_of((await client.get(url)).headers.get) == "hit"
+
+
+async def test_the_headers_can_be_switched_off(configured: Path, settings: Any) -> None:
+    settings.FILERESPONSE = {**settings.FILERESPONSE, "DERIVATIVES_DIAGNOSTIC_HEADERS": False}
+    url = derivative_url("photos/landscape.jpg", "64x64 webp")
+    client = AsyncClient()
+    for response in (await client.get(url), await client.get(url)):
+        assert response.status_code == 200
+        assert "Cache-Status" not in response
+        assert "Server-Timing" not in response
+    assert CountingExecutor.runs == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "problems"),
+    [
+        (True, []),
+        (False, []),
+        (1, ["DERIVATIVES_DIAGNOSTIC_HEADERS must be bool, not int"]),
+        ("off", ["DERIVATIVES_DIAGNOSTIC_HEADERS must be bool, not str"]),
+    ],
+)
+def test_the_switch_is_a_bool(value: object, problems: list[str]) -> None:
+    assert validate({"DERIVATIVES_DIAGNOSTIC_HEADERS": value}) == problems
+
+
+async def test_one_log_line_per_derivative_made(
+    configured: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fileresponse.derivatives")
+    CountingExecutor.delay = 0.2
+    url = derivative_url("photos/landscape.jpg", "webp q=70 300x200 fill")
+    client = AsyncClient()
+    responses = await asyncio.gather(*(client.get(url) for _ in range(4)))
+    await client.get(url)
+    (record,) = generated_records(caplog)
+    assert record.levelno == logging.INFO
+    message = record.getMessage()
+    size = len(await body(responses[0]))
+    assert re.fullmatch(
+        r"generated \S+/300x200_fill_q-70\.webp in [0-9]+\.[0-9] ms "
+        rf"\(.+, {size} bytes\) from 'default:photos/landscape\.jpg' by '300x200 fill webp q=70'",
+        message,
+    ), message
+    assert record.source == "default:photos/landscape.jpg"  # type: ignore[attr-defined]
+    assert record.spec == "300x200 fill webp q=70"  # type: ignore[attr-defined]
+    assert record.size == size  # type: ignore[attr-defined]
+    assert 0.2 <= record.duration < 30  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- bad input
@@ -567,6 +676,7 @@ def test_same_answer_under_every_handler(configured: Path) -> None:
     url = derivative_url("photos/landscape.jpg", "160x120 fill webp", version=3)
     first = call_wsgi(url)
     assert first.status == 200
+    assert outcome_of(first.header) == "miss"
     assert images.decode(first.body).size == (160, 120)
     etag = first.header("ETag")
     assert etag
@@ -578,6 +688,7 @@ def test_same_answer_under_every_handler(configured: Path) -> None:
         ]
         reference = exchanges[0]
         assert reference.status in (200, 206, 304)
+        assert [outcome_of(exchange.header) for exchange in exchanges] == ["hit"] * 3
         for exchange in exchanges[1:]:
             assert exchange.status == reference.status
             assert exchange.comparable_headers() == reference.comparable_headers()

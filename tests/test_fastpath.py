@@ -33,6 +33,7 @@ from fileresponse.staticfiles import load_static_files
 from tests import rawhttp
 from tests.fastpath_site import middleware
 from tests.fastpath_site.statictree import StaticTree, collect_static
+from tests.fields import outcome_of
 from tests.inprocess import call_asgi
 from tests.rawhttp import RawResponse
 from tests.servers import (
@@ -442,10 +443,15 @@ async def test_derivatives_in_process(site: Site) -> None:
     )
     assert miss.status == 200
     assert images.decode(miss.body).size == (120, 80)
+    assert outcome_of(miss.header) == "miss"
     # A derivative cannot change under its name: the server may send it by path.
     assert "http.response.pathsend" in miss.messages
     hit = await call_asgi(site.app, "/derivatives/" + signed)
     assert hit.body == miss.body
+    assert outcome_of(hit.header) == "hit"
+    fast_hit = await call_asgi(site.app, "/fast/derivatives/" + signed)
+    assert outcome_of(fast_hit.header) == "hit"
+    assert fast_hit.header("Cache-Status") == hit.header("Cache-Status")
     assert hit.header("ETag") == miss.header("ETag")
 
     tampered = "A" + signed[1:] if signed[0] != "A" else "B" + signed[1:]
@@ -538,10 +544,16 @@ def fetch(
     return rawhttp.request(server.host, server.port, method, target, headers)
 
 
+#: A derivative's diagnostics: they differ between a miss and a hit (checked on their own).
+DIAGNOSTIC_HEADERS = ("cache-status", "server-timing")
+
+
 def compared(response: RawResponse) -> tuple[int, dict[str, str], bytes]:
-    """What must be the same on both routes: all but the headers that name the route."""
+    """What must be the same on both routes: all but the headers that name the route, and
+    the diagnostics of a derivative."""
     status, headers, body = normalised(response)
-    return status, {key: value for key, value in headers.items() if key not in ROUTE_HEADERS}, body
+    left_out = (*ROUTE_HEADERS, *DIAGNOSTIC_HEADERS)
+    return status, {key: value for key, value in headers.items() if key not in left_out}, body
 
 
 @pytest.mark.live
@@ -652,11 +664,16 @@ def test_live_derivatives(fast_server: LiveServer, live_site: LiveSite) -> None:
     assert compared(fast_hit) == compared(django_miss)
     assert fast_hit.header("X-Test-Middleware") is None
     assert fast_hit.header("Access-Control-Allow-Origin") == "*"
+    outcomes = [
+        outcome_of(answer.header) for answer in (fast_miss, django_hit, django_miss, fast_hit)
+    ]
+    assert outcomes == ["miss", "hit", "miss", "hit"]
 
     for headers in ({"Range": "bytes=0-99"}, {"If-None-Match": fast_hit.header("ETag") or ""}):
         fast = fetch(fast_server, "/fast/derivatives/" + by_django, headers)
         django = fetch(fast_server, "/derivatives/" + by_django, headers)
         assert compared(fast) == compared(django)
+        assert outcome_of(fast.header) == outcome_of(django.header) == "hit"
     head = fetch(fast_server, "/fast/derivatives/" + by_django, method="HEAD")
     assert compared(head) == compared(
         fetch(fast_server, "/derivatives/" + by_django, method="HEAD")
@@ -668,6 +685,7 @@ def test_live_derivatives(fast_server: LiveServer, live_site: LiveSite) -> None:
     django_refused = fetch(fast_server, "/derivatives/" + tampered)
     assert fast_refused.status == 403
     assert compared(fast_refused) == compared(django_refused)
+    assert outcome_of(fast_refused.header) is None
 
 
 @pytest.mark.live

@@ -73,6 +73,8 @@ MODULES_WITH_ALL = sorted(
         "fileresponse.http.validators",
         "fileresponse.http.headers",
         "fileresponse.http.plan",
+        "fileresponse.http.diagnostics",
+        "fileresponse.derivatives.diagnostics",
         "fileresponse.server.sendfile",
         "fileresponse.sources.cached",
         "fileresponse.storage.minio.clients",
@@ -113,7 +115,7 @@ def test_pure_http_modules_import_neither_django_nor_sdks() -> None:
     code = (
         "import sys\n"
         "import fileresponse, fileresponse.http.plan, fileresponse.http.headers\n"
-        "import fileresponse.http.negotiation\n"
+        "import fileresponse.http.negotiation, fileresponse.http.diagnostics\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in "
         "('django', 'minio', 'miniopy_async', 'PIL', 'celery')]\n"
         "print(','.join(sorted(loaded)))\n"

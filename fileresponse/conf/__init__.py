@@ -175,6 +175,10 @@ class Config:
     #: Whether a streamed derivative's command is killed once no client follows it
     #: (``False``: it runs on and is stored for the next request).
     DERIVATIVES_STREAM_ABANDON: bool = False
+    #: Whether derivative responses say how they were obtained: ``Cache-Status`` (RFC
+    #: 9211: a hit, a miss stored, collapsed, streaming) and ``Server-Timing`` (look-up
+    #: and processing time), see :mod:`fileresponse.derivatives.diagnostics`.
+    DERIVATIVES_DIAGNOSTIC_HEADERS: bool = True
     #: Where background transfers (QueuedStorage) and staged uploads run: ``"local"``
     #: (threads of this process), ``"celery"`` (through ``DERIVATIVES_CELERY_APP``) or
     #: ``"tasks"``; ``"auto"``: ``DERIVATIVES_EXECUTOR`` when it is one of those, else local.

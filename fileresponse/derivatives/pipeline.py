@@ -16,11 +16,12 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from fileresponse.conf import Config, get_config
 from fileresponse.threads import in_thread
 
+from .diagnostics import Provenance, log_generated
 from .exceptions import KindUnavailable, ProcessingError, ProcessingUnavailable
 from .executor import JobExecutor, get_executor
 from .keys import derivative_name, lock_key
@@ -60,6 +61,8 @@ class Obtained:
     varies: bool
     #: Whether this call's single-flight ran the processing.
     generated: bool
+    #: How this call obtained it (a hit, its own run, another's), timed.
+    provenance: Provenance
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class Streaming:
     source: SourceState
     output: Output
     varies: bool
+    #: A miss (this call started the run) or collapsed (it joined one), to the first byte.
+    provenance: Provenance
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,8 @@ class _Resolved:
     state: SourceState
     name: str
     found: StoredDerivative | None
+    #: Seconds to resolve and look up.
+    look_up: float
 
 
 async def obtain_derivative(
@@ -144,6 +151,7 @@ async def _obtain(
     follow: bool,
 ) -> Obtained | Streaming:
     """The route of both: resolve and look up, then produce once (``follow``: live)."""
+    started = time.perf_counter()
     config = config or get_config()
     store = store or get_store()
     # 1. Resolve: the processor of this kind of source (or spec), enabled and installed
@@ -164,21 +172,36 @@ async def _obtain(
         state, name, found = await _alook_up(store, source_storage, *look_up)
     else:
         state, name, found = await in_thread(_look_up, store, source_storage, *look_up)
-    resolved = _Resolved(processor, output, varies, engine, state, name, found)
+    missed = time.perf_counter()
+    resolved = _Resolved(
+        processor, output, varies, engine, state, name, found, look_up=missed - started
+    )
     if resolved.found is not None:
-        return _obtained(resolved, resolved.found, generated=False)
+        return _obtained(resolved, resolved.found, generated=False, outcome="hit", since=missed)
     # 3. Produce once (across processes and machines), then find what was stored; a
     # remote executor's workers make streaming kinds too, to their end (:mod:`.remote`).
     if not resolved.processor.streams(spec) or isinstance(get_executor(), RemoteJobExecutor):
-        generated = await _produce_once(store, source_storage, spec, resolved, config)
-        return await _stored(store, resolved, generated=generated)
+        generated, collapsed = await _produce_once(store, source_storage, spec, resolved, config)
+        outcome = _miss(collapsed)
+        return await _stored(store, resolved, generated=generated, outcome=outcome, since=missed)
     request = _stream_request(store, source_storage, spec, resolved, config)
     if not follow:
-        return await _stored(store, resolved, generated=await await_stream(request))
-    body = await open_stream(request)
-    if body is None:  # stored meanwhile, here or by another process
-        return await _stored(store, resolved, generated=False)
-    return Streaming(body, resolved.state, resolved.output, resolved.varies)
+        generated = await await_stream(request)
+        outcome = _miss(collapsed=not generated)
+        return await _stored(store, resolved, generated=generated, outcome=outcome, since=missed)
+    opened = await open_stream(request)
+    if opened.body is None:  # stored meanwhile, here or by another process
+        generated = not opened.collapsed
+        outcome = _miss(opened.collapsed)
+        return await _stored(store, resolved, generated=generated, outcome=outcome, since=missed)
+    provenance = Provenance(
+        _miss(opened.collapsed),
+        processor.kind,
+        resolved.look_up,
+        production=time.perf_counter() - missed,
+        streamed=True,
+    )
+    return Streaming(opened.body, resolved.state, resolved.output, resolved.varies, provenance)
 
 
 async def _produce_once(
@@ -187,11 +210,19 @@ async def _produce_once(
     spec: Spec,
     resolved: _Resolved,
     config: Config,
-) -> bool:
-    """Run the processing once across processes and machines; whether this call ran it."""
-    name = resolved.name
+) -> tuple[bool, bool]:
+    """Run the processing once across processes and machines.
 
-    async def produce() -> None:
+    Whether this call's flight ran it, and whether this call was collapsed: its
+    flight was another request's (of this process), or found the derivative
+    stored by another process's run.
+    """
+    name = resolved.name
+    ran_here = False
+
+    async def produce() -> None:  # only the first request's, of those that share a flight
+        nonlocal ran_here
+        ran_here = True
         executor = get_executor()
         if isinstance(executor, RemoteJobExecutor):
             task = DerivativeTask.signed(
@@ -219,10 +250,15 @@ async def _produce_once(
         return await store.aexists(name)
 
     try:
-        return await get_single_flight(store).run(lock_key(name), is_done, produce)
+        generated = await get_single_flight(store).run(lock_key(name), is_done, produce)
     except ProcessingError as error:
         _negative_cache.remember(name, error, config.DERIVATIVES_NEGATIVE_TTL)
         raise
+    return generated, not ran_here
+
+
+def _miss(collapsed: bool) -> Literal["miss", "collapsed"]:
+    return "collapsed" if collapsed else "miss"
 
 
 def _stream_request(
@@ -249,15 +285,32 @@ def _stream_request(
     )
 
 
-async def _stored(store: DerivativeStore, resolved: _Resolved, *, generated: bool) -> Obtained:
+async def _stored(
+    store: DerivativeStore,
+    resolved: _Resolved,
+    *,
+    generated: bool,
+    outcome: Literal["miss", "collapsed"],
+    since: float,
+) -> Obtained:
     found = await store.afind(resolved.name)
     if found is None:
         raise ProcessingUnavailable("the derivative was not stored; try again")
-    return _obtained(resolved, found, generated=generated)
+    return _obtained(resolved, found, generated=generated, outcome=outcome, since=since)
 
 
-def _obtained(resolved: _Resolved, found: StoredDerivative, *, generated: bool) -> Obtained:
-    return Obtained(found, resolved.state, resolved.output, resolved.varies, generated=generated)
+def _obtained(
+    resolved: _Resolved,
+    found: StoredDerivative,
+    *,
+    generated: bool,
+    outcome: Literal["hit", "miss", "collapsed"],
+    since: float,
+) -> Obtained:
+    """The stored derivative, with its provenance (``since``: the miss, ``perf_counter()``)."""
+    production = 0.0 if outcome == "hit" else time.perf_counter() - since
+    provenance = Provenance(outcome, resolved.processor.kind, resolved.look_up, production)
+    return Obtained(found, resolved.state, resolved.output, resolved.varies, generated, provenance)
 
 
 def _look_up(
@@ -328,15 +381,8 @@ async def _produce(
             job = processor.job(spec, output, JobInput(copy.path, copy.data), config)
             result = await _local_executor().run(job)
     await in_thread(_store_result, store, state, engine, name, result.data)
-    elapsed = time.perf_counter() - started
-    logger.info(
-        "generated %s in %.1f ms (%s, %d bytes)",
-        name,
-        elapsed * 1000,
-        result.summary,
-        len(result.data),
-        extra={"derivative": name, "duration": elapsed},
-    )
+    seconds = time.perf_counter() - started
+    log_generated(name, state, spec, seconds=seconds, size=len(result.data), summary=result.summary)
 
 
 def _local_executor() -> JobExecutor:

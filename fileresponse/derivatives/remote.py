@@ -36,6 +36,7 @@ from fileresponse.exceptions import FileResponseError, SourceUnavailable
 from fileresponse.threads import in_thread
 
 from . import exceptions
+from .diagnostics import log_generated
 from .exceptions import ProcessingError, ProcessingUnavailable, SourceChanged
 from .keys import derivative_name, lock_key
 from .originals import SourceState, stat_original
@@ -390,14 +391,14 @@ def _make(
     elapsed = time.perf_counter() - clock
     record = {"state": "done", "made": True, "started": started, "seconds": elapsed, **_where()}
     _retrying(lambda: _write_record(store, key, record), config)
-    logger.info(
-        "generated %s in %.1f ms (%s, %d bytes, worker pid %d)",
+    log_generated(
         name,
-        elapsed * 1000,
-        summary,
-        size,
-        os.getpid(),
-        extra={"derivative": name, "duration": elapsed},
+        state,
+        spec,
+        seconds=elapsed,
+        size=size,
+        summary=summary,
+        worker_pid=os.getpid(),
     )
     return True, record
 

@@ -28,6 +28,7 @@ from fileresponse.exceptions import StreamCut
 from fileresponse.sources.filesystem import resolve_under_root
 from fileresponse.threads import in_thread
 
+from .diagnostics import log_generated
 from .exceptions import (
     CommandFailed,
     ProcessingError,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from .spec import Spec
     from .store import DerivativeStore
 
-__all__ = ["CHUNK_SIZE", "StreamCut", "StreamRequest", "await_stream", "open_stream"]
+__all__ = ["CHUNK_SIZE", "Opened", "StreamCut", "StreamRequest", "await_stream", "open_stream"]
 
 logger = logging.getLogger("fileresponse.derivatives")
 
@@ -76,6 +77,16 @@ class StreamRequest:
     config: Config
     #: Called with a failure of the run (the negative cache), unless it was abandoned.
     on_failure: Callable[[ProcessingError], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What :func:`open_stream` found: a body to follow, or the derivative stored."""
+
+    #: The run's bytes from the first, then live; ``None``: serve the stored file.
+    body: AsyncIterator[bytes] | None
+    #: Whether the request joined a run it did not start (or found another's result).
+    collapsed: bool
 
 
 class _Abandoned(ProcessingUnavailable):
@@ -193,14 +204,13 @@ class _Run:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     await in_thread(os.unlink, temporary)
-        elapsed = time.perf_counter() - started
-        logger.info(
-            "generated %s in %.1f ms (streamed command %s, %d bytes)",
+        log_generated(
             request.name,
-            elapsed * 1000,
-            _command_name(request.spec, command),
-            self.size,
-            extra={"derivative": request.name, "duration": elapsed},
+            request.state,
+            request.spec,
+            seconds=time.perf_counter() - started,
+            size=self.size,
+            summary=f"streamed command {_command_name(request.spec, command)}",
         )
 
     def _create_temporary(self) -> str:
@@ -393,8 +403,9 @@ _runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, _Run]] = 
 )
 
 
-async def _join(request: StreamRequest) -> _Run:
-    """The run of ``request``'s derivative in this process (started now if none), entered.
+async def _join(request: StreamRequest) -> tuple[_Run, bool]:
+    """The run of ``request``'s derivative in this process (started now if none), entered,
+    and whether this call started it.
 
     At most ``DERIVATIVES_MAX_PENDING`` runs at a time per process and loop,
     and ``DERIVATIVES_MAX_RUNS`` of a kind (:mod:`.slots`); one more is
@@ -403,6 +414,7 @@ async def _join(request: StreamRequest) -> _Run:
     runs = _runs.setdefault(asyncio.get_running_loop(), {})
     key = (request.store, request.name)
     run = runs.get(key)
+    started = run is None
     if run is None:
         if len(runs) >= request.config.DERIVATIVES_MAX_PENDING:
             raise ProcessingUnavailable(
@@ -413,7 +425,7 @@ async def _join(request: StreamRequest) -> _Run:
         task = asyncio.ensure_future(run.fly())
         task.add_done_callback(lambda done: _forget(runs, key, run, slot, done))
     run.enter()
-    return run
+    return run, started
 
 
 async def _until_live(run: _Run) -> LiveFollower | None:
@@ -450,25 +462,25 @@ def _forget(
         task.exception()
 
 
-async def open_stream(request: StreamRequest) -> AsyncIterator[bytes] | None:
-    """A body that follows the run of ``request`` from its first byte, or ``None``.
+async def open_stream(request: StreamRequest) -> Opened:
+    """A body that follows the run of ``request`` from its first byte, or none.
 
     The run is this process's, or another's on this machine (its live file).
-    ``None``: the derivative is stored (by a run that ended before any byte
+    No body: the derivative is stored (by a run that ended before any byte
     was followed, or by another process): serve the stored file. Raises the
     run's error when it failed before its first byte.
     """
-    run = await _join(request)
+    run, started = await _join(request)
     elsewhere = await _until_live(run)
     if elsewhere is not None:
         run.leave()  # this process's run waits on for the locks: it finds the file stored
-        return elsewhere
+        return Opened(elsewhere, collapsed=True)
     if run.live:
-        return _Follower(run)
+        return Opened(_Follower(run), collapsed=not started)
     run.leave()
     if run.error is not None:
         raise run.error
-    return None
+    return Opened(None, collapsed=not (started and run.made))
 
 
 async def await_stream(request: StreamRequest) -> bool:
@@ -476,7 +488,7 @@ async def await_stream(request: StreamRequest) -> bool:
 
     ``True`` when this process ran it, ``False`` when another process did.
     """
-    run = await _join(request)
+    run, _ = await _join(request)
     try:
         while not run.finished:
             await run.changed(run._changed)

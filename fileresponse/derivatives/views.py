@@ -6,8 +6,9 @@ the other steps are :func:`~fileresponse.derivatives.pipeline.obtain_or_stream`'
 Delivery follows ``DERIVATIVES_SERVE``: ``"stream"`` (an
 :class:`~fileresponse.responses.AsyncFileResponse`: ranges, conditional
 requests, ``HEAD``), ``"redirect"`` (``302`` to the storage's URL) or
-``"accel"`` (``X-Accel-Redirect`` for nginx). Errors become responses in
-:func:`fileresponse.errors.error_response`.
+``"accel"`` (``X-Accel-Redirect`` for nginx), each with ``Cache-Status`` and
+``Server-Timing`` (:mod:`.diagnostics`) unless ``DERIVATIVES_DIAGNOSTIC_HEADERS``
+is off. Errors become responses in :func:`fileresponse.errors.error_response`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fileresponse.http.headers import content_disposition, with_charset
 from fileresponse.responses import AsyncFileResponse
 from fileresponse.threads import in_thread
 
+from .diagnostics import Provenance, diagnostic_headers
 from .pipeline import Streaming, obtain_or_stream
 from .signing import DerivativeRequest, resolve_request
 from .store import get_store
@@ -99,6 +101,7 @@ async def derivative_response(
         filename=_filename(derivative_request.source_name, obtained.output.extension),
         cache_control=cache_control,
         varies=obtained.varies,
+        provenance=obtained.provenance,
         config=config,
     )
 
@@ -124,7 +127,13 @@ def _streamed(streaming: Streaming, *, filename: str, config: Config) -> Streami
     response["X-Content-Type-Options"] = "nosniff"
     if streaming.varies:
         response["Vary"] = "Accept"
+    for header, value in _diagnostics(streaming.provenance, config).items():
+        response[header] = value
     return response
+
+
+def _diagnostics(provenance: Provenance, config: Config) -> dict[str, str]:
+    return diagnostic_headers(provenance) if config.DERIVATIVES_DIAGNOSTIC_HEADERS else {}
 
 
 async def _deliver(
@@ -136,9 +145,10 @@ async def _deliver(
     filename: str,
     cache_control: str,
     varies: bool,
+    provenance: Provenance,
     config: Config,
 ) -> HttpResponseBase:
-    headers = {"X-Content-Type-Options": "nosniff"}
+    headers = {"X-Content-Type-Options": "nosniff", **_diagnostics(provenance, config)}
     if varies:
         headers["Vary"] = "Accept"
     if config.DERIVATIVES_SERVE == "stream":

@@ -1,7 +1,9 @@
 """Django site serving the benchmark bucket with fileresponse (bench/serve_minio.py).
 
 The bucket comes from BENCH_MINIO_ENDPOINT, BENCH_MINIO_ACCESS_KEY, BENCH_MINIO_SECRET_KEY and
-BENCH_MINIO_BUCKET, set by bench/serve_minio.py.
+BENCH_MINIO_BUCKET, set by bench/serve_minio.py. With BENCH_FAST_PATH=1 (peer
+fileresponse-fastpath) ``/files/`` is a fast path to the same storage: the same view,
+answered before URL resolution and request signals.
 """
 
 import os
@@ -24,3 +26,6 @@ STORAGES = {
         },
     },
 }
+
+if os.environ.get("BENCH_FAST_PATH") == "1":
+    FILERESPONSE = {"FAST_PATHS": {"/files/": {"storage": "minio"}}}

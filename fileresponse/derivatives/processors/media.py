@@ -358,7 +358,8 @@ def check_kind(spec: Spec, kind: str) -> None:
     """``SpecMismatch`` (``400``) for a spec of another kind than the source's."""
     if spec.kind != kind:
         raise SpecMismatch(
-            f"a {kind} source takes {kind} specs ({_SPEC_EXAMPLES[kind]}), not {spec.kind}"
+            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} source takes {kind} specs"
+            f" ({_SPEC_EXAMPLES[kind]}), not {spec.kind}"
         )
 
 
