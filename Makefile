@@ -1,10 +1,12 @@
 # fileresponse developer entry points.
 #
-#   make demo    virtualenv + example project served by gunicorn with the library's uvicorn worker
-#   make demo-s3 a local S3 server for `make demo STORAGE=minio` (example/devserver.py)
+#   make demo    the example media library (.venv-demo, only what it needs); STORAGE=minio|queued too
+#   make demo-celery  the same with its own Redis and a Celery worker (DERIVATIVES_EXECUTOR=celery)
+#   make demo-s3 a local S3 server alone (example/devserver.py)
 #   make test    whole suite (newest Python, newest Django) + the Django 5.2 LTS leg
 #   make lint    ruff check, ruff format --check, mypy, lint-imports (pyproject.toml)
 #   make bench   benchmarks in bench/
+#   make docs    the documentation site in site/ (MkDocs, notebooks executed, API reference)
 #
 # Override the interpreter with `make PYTHON=/path/to/python3 ...`.
 
@@ -16,11 +18,15 @@ VENV ?= .venv
 VENV52 ?= .venv-django52
 EXTRAS ?= all
 TEST52_EXTRAS ?= test,minio,images,vips,celery,tasks
-TEST52_ARGS ?= -m "not notebooks"
+# Notebooks and the docs site (which executes them) run once, on the main leg.
+TEST52_ARGS ?= -m "not notebooks and not docs"
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_WORKERS ?= 2
+DEMO_VENV ?= .venv-demo
+# The demo extra, with the MinIO client and the S3 server when the storage is remote.
+DEMO_EXTRAS = $(if $(filter minio queued,$(STORAGE)),demo-s3,demo)
 
 # The newest interpreter in the supported range that really runs (pyenv shims
 # exist for versions that are not selected and fail when called).
@@ -46,10 +52,10 @@ endif
 
 PIP := -m pip install --quiet
 
-.PHONY: help venv venv52 demo demo-s3 test test-main test-django52 lint bench clean
+.PHONY: help venv venv52 demo demo-celery demo-s3 test test-main test-django52 lint bench docs clean
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '/^#   make /p' Makefile | sed 's/^# \{0,1\}//'
 
 # ------------------------------------------------------------------ environments
 $(VENV)/.stamp-$(EXTRAS): pyproject.toml
@@ -77,19 +83,29 @@ venv: $(VENV)/.stamp-$(EXTRAS)
 venv52: $(VENV52)/.stamp
 
 # ------------------------------------------------------------------ demo
-demo: venv
-	$(VENV)/bin/python example/manage.py migrate --no-input
-	$(VENV)/bin/python example/manage.py prepare_media
-	@echo
-	@echo "  fileresponse demo: http://$(HOST):$(PORT)/   (Ctrl-C stops it)"
-	@echo
-	exec $(VENV)/bin/gunicorn --chdir example example.asgi:application \
-	  -k fileresponse.workers.UvicornWorker -w $(DEMO_WORKERS) -b $(HOST):$(PORT)
+# Its own virtualenv, one stamp per set of extras: `make demo` installs a few packages only.
+$(DEMO_VENV)/.stamp-%: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found; pass PYTHON=..." >&2; exit 1; }
+	@if [ ! -x $(DEMO_VENV)/bin/python ] || ! $(DEMO_VENV)/bin/python -c '' 2>/dev/null; then \
+	  echo "creating $(DEMO_VENV) with $(PYTHON)"; \
+	  rm -rf $(DEMO_VENV); "$(PYTHON)" -m venv $(DEMO_VENV); \
+	fi
+	$(DEMO_VENV)/bin/python $(PIP) -e '.[$*]'
+	@touch $@
+
+# example/demo.py: migrate, sample media, collectstatic, then the servers until Ctrl-C.
+demo: $(DEMO_VENV)/.stamp-$(DEMO_EXTRAS)
+	exec $(DEMO_VENV)/bin/python example/demo.py --host $(HOST) --port $(PORT) --workers $(DEMO_WORKERS)
+
+demo-celery: $(DEMO_VENV)/.stamp-$(DEMO_EXTRAS),celery
+	exec $(DEMO_VENV)/bin/python example/demo.py --celery --host $(HOST) --port $(PORT) \
+	  --workers $(DEMO_WORKERS)
 
 # A development helper, not part of the package: the suite's JuiceFS gateway on
-# MINIO_ENDPOINT of settings.ini, for `make demo STORAGE=minio` in another terminal.
-demo-s3: venv
-	exec $(VENV)/bin/python example/devserver.py
+# MINIO_ENDPOINT of settings.ini, for a `make demo STORAGE=minio` in another terminal
+# (which starts one itself when none listens there).
+demo-s3: $(DEMO_VENV)/.stamp-demo-s3
+	exec $(DEMO_VENV)/bin/python example/devserver.py
 
 # ------------------------------------------------------------------ tests
 test: test-main test-django52
@@ -116,6 +132,12 @@ bench: venv
 	$(VENV)/bin/python bench/derivatives.py
 	$(VENV)/bin/python bench/report.py
 
+# ------------------------------------------------------------------ docs
+# mkdocs.yml: the notebooks of nbs/ executed, the reference from each module's __all__.
+# NO_MKDOCS_2_WARNING: Material's banner about MkDocs 2.0, printed at every build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) $(VENV52) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache \
+	rm -rf site $(VENV) $(VENV52) $(DEMO_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache \
 	  .coverage .coverage.*

@@ -14,7 +14,7 @@ import django
 django.setup()
 from django.test import Client
 
-page = Client().get("/")
+page = Client().get("/storage/")
 print(json.dumps({"status": page.status_code, "body": page.content.decode()}))
 """
 

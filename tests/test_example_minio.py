@@ -116,7 +116,7 @@ def test_files_url_serves_the_bucket(example_server: str) -> None:
         )
         missing = client.get("/files/example/absent.bin")
         escape = client.get("/files/%2e%2e/example/data.bin")
-        index = client.get("/")
+        index = client.get("/storage/")
 
     assert index.status_code == 200
     assert "MinioStorage" in index.text

@@ -28,6 +28,9 @@ CONFIG_KEYS = (
     "DATABASE",
     "CACHE_CONTROL",
     "CHUNK_SIZE",
+    "DERIVATIVES_EXECUTOR",
+    "CELERY_BROKER_URL",
+    "BACKGROUND_UPLOADS",
     "FILERESPONSE_SETTINGS_FILE",
     "DJANGO_SETTINGS_MODULE",
 )
@@ -86,8 +89,48 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     assert setting("MEDIA_ROOT", **overrides) == repr(tmp_path.resolve())
     derivatives = str(tmp_path.resolve().parent / "derivatives")
     assert setting("FILERESPONSE", **overrides) == repr(
-        {"CHUNK_SIZE": 65536, "CACHE_CONTROL": None, "DERIVATIVES_ROOT": derivatives}
+        {
+            "CHUNK_SIZE": 65536,
+            "CACHE_CONTROL": None,
+            "DERIVATIVES_ROOT": derivatives,
+            "DERIVATIVES_MAX_SOURCE_BYTES": 200 * 1024 * 1024,
+            "DERIVATIVES_EXECUTOR": "process",
+        }
     )
+
+
+def test_the_modes_of_settings_ini_and_their_overrides(tmp_path: Path) -> None:
+    """STORAGE=queued, DERIVATIVES_EXECUTOR, CELERY_BROKER_URL, BACKGROUND_UPLOADS."""
+    assert setting("BACKGROUND_UPLOADS") == "True"
+    assert setting("BACKGROUND_UPLOADS", BACKGROUND_UPLOADS="no") == "False"
+    assert setting("CELERY_BROKER_URL") == "'memory://'"
+    queued = setting("STORAGES", STORAGE="queued", MEDIA_ROOT=str(tmp_path))
+    assert "'BACKEND': 'fileresponse.storage.QueuedStorage'" in queued
+    assert "'local': 'local', 'remote': 'remote'" in queued
+    assert f"'location': {str(tmp_path.resolve())!r}" in queued
+    assert "'bucket': 'fileresponse'" in queued
+    celery = {"DERIVATIVES_EXECUTOR": "celery", "CELERY_BROKER_URL": "redis://127.0.0.1:6399/2"}
+    assert setting("CELERY_BROKER_URL", **celery) == "'redis://127.0.0.1:6399/2'"
+    configured = setting("FILERESPONSE", **celery)
+    assert "'DERIVATIVES_EXECUTOR': 'celery'" in configured
+    assert "'DERIVATIVES_CELERY_APP': 'example.celery.app'" in configured
+    assert "'DERIVATIVES_REDIS_URL': 'redis://127.0.0.1:6399/2'" in configured
+    assert "'DERIVATIVES_EXECUTOR': 'thread'" in setting(
+        "FILERESPONSE", DERIVATIVES_EXECUTOR="thread"
+    )
+
+
+def test_the_celery_app_is_example_celery_app() -> None:
+    pytest.importorskip("celery")
+    code = (
+        "from celery.app.utils import find_app; app = find_app('example');"
+        " app.loader.import_default_modules();"
+        " print(app.main, sorted(name for name in app.tasks if name.startswith('fileresponse')))"
+    )
+    result = manage("shell", "--verbosity", "0", "--command", code)
+    assert result.returncode == 0, result.stderr
+    assert "example" in result.stdout
+    assert "fileresponse.run_job" in result.stdout
 
 
 def test_another_settings_file_can_be_named(tmp_path: Path) -> None:
@@ -102,7 +145,17 @@ def test_another_settings_file_can_be_named(tmp_path: Path) -> None:
     [
         (
             {"STORAGE": "dropbox"},
-            "environment variable STORAGE is 'dropbox'; it must be one of: filesystem, minio.",
+            "environment variable STORAGE is 'dropbox'; it must be one of: filesystem, minio, "
+            "queued.",
+        ),
+        (
+            {"DERIVATIVES_EXECUTOR": "celery"},
+            "DERIVATIVES_EXECUTOR=celery needs CELERY_BROKER_URL",
+        ),
+        (
+            {"DERIVATIVES_EXECUTOR": "gpu"},
+            "environment variable DERIVATIVES_EXECUTOR is 'gpu'; it must be one of: process, "
+            "thread, celery.",
         ),
         (
             {"STORAGE": "minio", "MINIO_BUCKET": ""},

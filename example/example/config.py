@@ -20,7 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE_VARIABLE = "FILERESPONSE_SETTINGS_FILE"
 SECTION = "fileresponse"
-STORAGE_CHOICES = ("filesystem", "minio")
+STORAGE_CHOICES = ("filesystem", "minio", "queued")
+EXECUTOR_CHOICES = ("process", "thread", "celery")
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -46,6 +47,10 @@ class ExampleConfig:
     database: Path
     cache_control: str | None
     chunk_size: int
+    derivatives_executor: str
+    #: The Celery broker (and the Redis of the derivative notifications); ``None``: unset.
+    celery_broker_url: str | None
+    background_uploads: bool
 
 
 class SettingsReader:
@@ -136,34 +141,69 @@ def load_config(environ: Mapping[str, str] | None = None) -> ExampleConfig:
         database=reader.path("DATABASE", default="example/db.sqlite3"),
         cache_control=reader.optional_text("CACHE_CONTROL"),
         chunk_size=reader.integer("CHUNK_SIZE", default=262144),
+        derivatives_executor=reader.choice(
+            "DERIVATIVES_EXECUTOR", EXECUTOR_CHOICES, default="process"
+        ),
+        celery_broker_url=reader.optional_text("CELERY_BROKER_URL"),
+        background_uploads=reader.boolean("BACKGROUND_UPLOADS", default=True),
     )
 
 
 def storages_for(config: ExampleConfig) -> dict[str, dict[str, Any]]:
     """The ``STORAGES`` setting for the configured backend: the one place to wire a new one."""
     staticfiles = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    local = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(config.media_root), "base_url": "/files/"},
+    }
     if config.storage == "filesystem":
-        return {
-            "default": {
-                "BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": str(config.media_root), "base_url": "/files/"},
-            },
-            "staticfiles": staticfiles,
-        }
+        return {"default": local, "staticfiles": staticfiles}
+    if not config.minio.bucket:
+        raise ImproperlyConfigured(
+            f"MINIO_BUCKET must name a bucket when STORAGE={config.storage}."
+        )
+    minio = {
+        "BACKEND": "fileresponse.storage.MinioStorage",
+        "OPTIONS": {
+            "endpoint": config.minio.endpoint,
+            "access_key": config.minio.access_key,
+            "secret_key": config.minio.secret_key,
+            "bucket": config.minio.bucket,
+            "secure": config.minio.secure,
+        },
+    }
     if config.storage == "minio":
-        if not config.minio.bucket:
-            raise ImproperlyConfigured("MINIO_BUCKET must name a bucket when STORAGE=minio.")
+        return {"default": minio, "staticfiles": staticfiles}
+    if config.storage == "queued":
+        # Saved in MEDIA_ROOT at once, moved to the bucket in the background (TRANSFERS_ENGINE:
+        # Celery or Tasks workers with that executor, else threads of the web process).
         return {
             "default": {
-                "BACKEND": "fileresponse.storage.MinioStorage",
-                "OPTIONS": {
-                    "endpoint": config.minio.endpoint,
-                    "access_key": config.minio.access_key,
-                    "secret_key": config.minio.secret_key,
-                    "bucket": config.minio.bucket,
-                    "secure": config.minio.secure,
-                },
+                "BACKEND": "fileresponse.storage.QueuedStorage",
+                "OPTIONS": {"local": "local", "remote": "remote", "delete_local": True},
             },
+            "local": local,
+            "remote": minio,
             "staticfiles": staticfiles,
         }
     raise ImproperlyConfigured(f"STORAGE={config.storage!r} has no storage wiring.")
+
+
+def executor_settings(config: ExampleConfig) -> dict[str, Any]:
+    """The ``FILERESPONSE`` keys of ``DERIVATIVES_EXECUTOR`` (and the Celery app it needs)."""
+    executor = config.derivatives_executor
+    if executor == "celery":
+        if not config.celery_broker_url:
+            raise ImproperlyConfigured(
+                "DERIVATIVES_EXECUTOR=celery needs CELERY_BROKER_URL (make demo-celery sets it)."
+            )
+        wait_by = {}
+        if config.celery_broker_url.startswith(("redis://", "rediss://")):
+            # The worker announces each derivative there: the web process awaits it.
+            wait_by = {"DERIVATIVES_REDIS_URL": config.celery_broker_url}
+        return {
+            "DERIVATIVES_EXECUTOR": "celery",
+            "DERIVATIVES_CELERY_APP": "example.celery.app",
+            **wait_by,
+        }
+    return {"DERIVATIVES_EXECUTOR": executor}
