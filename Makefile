@@ -18,8 +18,8 @@ VENV ?= .venv
 VENV52 ?= .venv-django52
 EXTRAS ?= all
 TEST52_EXTRAS ?= test,minio,images,vips,celery,tasks
-# Notebooks and the docs site (which executes them) run once, on the main leg.
-TEST52_ARGS ?= -m "not notebooks and not docs"
+# Notebooks, the docs site (which executes them) and the browser tests run once, on the main leg.
+TEST52_ARGS ?= -m "not notebooks and not docs and not browser"
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -128,6 +128,7 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/python bench/serve_files.py
+	$(VENV)/bin/python bench/read_paths.py
 	$(VENV)/bin/python bench/serve_minio.py
 	$(VENV)/bin/python bench/derivatives.py
 	$(VENV)/bin/python bench/report.py

@@ -7,6 +7,8 @@ here from the results of the last runs, so no figure is copied by hand:
   serve_files.json      bench/serve_files.py: nginx, fileresponse's worker, uvicorn, Starlette,
                         Django, granian; a hot file (also at an equal, paced rate), distinct
                         files, small files
+  read_paths.json       bench/read_paths.py: fileresponse's read path next to aiofiles,
+                        run_in_executor and anyio, CPU s/GB
   serve_minio.json      bench/serve_minio.py: serving from MinIO
   derivatives.json      bench/derivatives.py: thumbnails (and a thumbnail service)
   media.json            bench/media.py: a streamed transcode, posters, PDF pages
@@ -236,6 +238,70 @@ def serve_files_part(d: Json) -> list[str]:
     return lines
 
 
+# -- read_paths ------------------------------------------------------------------------
+
+#: The read paths of bench/read_paths.py, in order, and how the README names them.
+READ_METHODS = {
+    "fileresponse": "fileresponse",
+    "aiofiles": "aiofiles",
+    "executor": "`run_in_executor(os.pread)`",
+    "anyio": "anyio `open_file` (Starlette)",
+}
+
+
+def read_paths_part(d: Json) -> list[str]:
+    m = d["meta"]
+    methods = [name for name in READ_METHODS if name in m["methods"]]
+    busy = busy_note(m.get("busy", False), m.get("loadavg_before"))
+    lines = [
+        "### Reading files on the event loop",
+        "",
+        f"{link('read_paths.md')}, {m['date'][:10]}: what a server that cannot use `sendfile`"
+        " (stock uvicorn, TLS) does with every chunk, measured alone: files read in one process"
+        f" on a {m['loop'].split()[0]} loop and dropped, {m['duration_s']:g} s per case and"
+        f" method, median of {m['rounds']} rounds{busy}. CPU seconds (user + system, every"
+        " thread) per 10^9 bytes read, the ratio to aiofiles in parentheses; the last column is"
+        " fileresponse's throughput and its ratio to aiofiles'.",
+        "",
+        "| case | "
+        + " | ".join(READ_METHODS[name] for name in methods)
+        + " | fileresponse MiB/s |",
+        "|---|" + "---:|" * (len(methods) + 1),
+    ]
+    for row in d["cases"]:
+        figures = row["methods"]
+        cells = []
+        for name in methods:
+            f = figures.get(name, {})
+            ratio = f.get("cpu_vs_aiofiles")
+            text = fmt(f.get("cpu_s_per_gb"), 2, "")
+            cells.append(
+                text + (f" ({ratio:.2f}x)" if ratio is not None and name != "aiofiles" else "")
+            )
+        ours = figures.get("fileresponse", {})
+        rate = fmt(ours.get("mib_s"), 0, "")
+        if ours.get("throughput_vs_aiofiles") is not None:
+            rate += f" ({ours['throughput_vs_aiofiles']:.2f}x)"
+        lines.append(f"| {row['case']} | " + " | ".join(cells) + f" | {rate} |")
+    cold = [row for row in d["cases"] if row["files"] == "cold"]
+    shares = [
+        row["methods"]["fileresponse"]["loop_share"]
+        for row in cold
+        if row["methods"].get("fileresponse", {}).get("loop_share") is not None
+    ]
+    if shares:
+        low, high = 1 - max(shares), 1 - min(shares)
+        span = f"{low:.0%}" if f"{low:.0%}" == f"{high:.0%}" else f"{low:.0%} to {high:.0%}"
+        lines += [
+            "",
+            "Cold files were dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`)"
+            f" before each run: {span} of fileresponse's chunks (the first of each file among"
+            " them) went to its I/O threads, the rest were read on the loop, brought in by the"
+            " kernel's readahead meanwhile.",
+        ]
+    return lines
+
+
 # -- serve_minio -----------------------------------------------------------------------
 
 
@@ -461,6 +527,7 @@ def section(results: Path = RESULTS) -> str:
     ]
     for name, title, make in (
         ("serve_files.json", "Serving files", serve_files_part),
+        ("read_paths.json", "Reading files on the event loop", read_paths_part),
         ("serve_minio.json", "From MinIO", serve_minio_part),
         ("derivatives.json", "Derivatives", derivatives_part),
         ("media.json", "Media", media_part),

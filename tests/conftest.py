@@ -24,6 +24,29 @@ from tests.servers import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_connection_hygiene_without_a_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests without database access send ``request_started``/``request_finished`` (a
+    response's ``close()``) with no database receiver: ``close_old_connections`` would
+    touch the connection a database test left open in this thread (SQLite in memory is
+    never closed), which pytest-django then refuses, whatever the order of the tests."""
+    if request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in ("db", "transactional_db", "django_db_setup")
+    ):
+        yield
+        return
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
 @pytest.fixture(scope="session")
 def s3() -> Iterator[S3Target]:
     """A real S3 server and an empty bucket: the suite's juicefs gateway, or the one named by

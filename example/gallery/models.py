@@ -67,8 +67,8 @@ class Media(models.Model):
 
     @property
     def source_size(self) -> tuple[int, int] | None:
-        """The pixels of an image, for thumbnails that are never upscaled."""
-        if self.kind == self.Kind.IMAGE and self.width and self.height:
+        """The pixels of an image or a video (its posters'), for thumbnails never upscaled."""
+        if self.kind in (self.Kind.IMAGE, self.Kind.VIDEO) and self.width and self.height:
             return (self.width, self.height)
         return None
 
