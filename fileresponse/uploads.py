@@ -7,7 +7,10 @@ returns. A job (Celery, Django Tasks or this process's threads, as for
 transfers) then saves the staged file into the instance's ``FileField``
 (its storage may be slow and remote), makes the derivatives asked for, calls
 the callback, sends :data:`upload_saved` and deletes the staged copy. Only
-the row's id crosses the broker, never a file object.
+the row's id crosses the broker, never a file object. In a task queue's
+worker the derivatives are made there, in its process, whatever
+``DERIVATIVES_EXECUTOR`` says: a job that waited for derivative tasks would
+wait for ever when they queue behind it (a worker of one slot).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from django.utils import timezone
 from fileresponse.conf import get_config
 from fileresponse.models import StagedUpload
 from fileresponse.storage.queued.engines import submit
+from fileresponse.storage.queued.jobs import in_worker
 from fileresponse.storage.queued.transfer import retry_delay
 
 if TYPE_CHECKING:
@@ -194,18 +198,30 @@ def _post_save(instance: Model, row: StagedUpload) -> None:
 
 
 def _make_derivatives(storage: Storage, name: str, specs: list[str]) -> None:
+    from fileresponse.derivatives.executor import ThreadJobExecutor, get_executor
     from fileresponse.derivatives.maintenance import warm
+    from fileresponse.derivatives.remote import RemoteJobExecutor
     from fileresponse.derivatives.spec import parse_spec
 
     alias = _alias_of(storage)
-    coroutine = warm(storage, alias, [name], [parse_spec(text) for text in specs])
+    # A queue's worker is off the web loop already: it makes them in its own threads
+    # rather than enqueue tasks and wait for them (they could only run after this job).
+    here = in_worker() and isinstance(get_executor(), RemoteJobExecutor)
+    executor = ThreadJobExecutor() if here else None
+    coroutine = warm(
+        storage, alias, [name], [parse_spec(text) for text in specs], executor=executor
+    )
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        report = asyncio.run(coroutine)
-    else:  # a worker that runs an event loop: a thread of its own
-        with ThreadPoolExecutor(max_workers=1) as thread:
-            report = thread.submit(asyncio.run, coroutine).result()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            report = asyncio.run(coroutine)
+        else:  # a worker that runs an event loop: a thread of its own
+            with ThreadPoolExecutor(max_workers=1) as thread:
+                report = thread.submit(asyncio.run, coroutine).result()
+    finally:
+        if executor is not None:
+            executor.shutdown()
     if report.failed:
         raise RuntimeError("derivatives failed: " + "; ".join(report.failed))
 

@@ -227,10 +227,11 @@ def celery_available() -> bool:
 def celery_worker(
     environ: Mapping[str, str], log_path: Path, *, queue: str = "celery"
 ) -> WorkerProcess:
-    """A Celery worker of ``tests.project.celery:app``, one task at a time (``--pool=solo``)."""
+    """A Celery worker of ``tests.project.celery:app``, one task at a time (``--pool=solo``,
+    one slot: a task queued behind a running one waits for its end)."""
     command = [
         *(sys.executable, "-m", "celery", "-A", "tests.project.celery:app", "worker"),
-        *("--pool", "solo", "--loglevel", "INFO", "-Q", queue),
+        *("--pool", "solo", "--concurrency", "1", "--loglevel", "INFO", "-Q", queue),
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         *("--hostname", f"tests-{os.getpid()}-{free_port()}@localhost"),
     ]

@@ -300,7 +300,7 @@ def test_an_upload_is_attached_by_a_celery_worker(
         "celery worker",
         [
             *(sys.executable, "-m", "celery", "-A", "example", "worker"),
-            *("--pool", "solo", "--loglevel", "INFO"),
+            *("--pool", "solo", "--concurrency", "1", "--loglevel", "INFO"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ],
         {
@@ -314,7 +314,9 @@ def test_an_upload_is_attached_by_a_celery_worker(
     with example_server(tmp_path, **overrides) as running:
         worker.start()
         try:
+            started = time.monotonic()
             result = upload(running, png(640, 480))
+            attached_in = time.monotonic() - started
             made = gallery_thumbnail(running, result["item"]["id"])
         finally:
             worker.stop()
@@ -323,3 +325,10 @@ def test_an_upload_is_attached_by_a_celery_worker(
     assert "fileresponse.run_job" in log, log[-3000:]
     assert "attached library/" in log, log[-3000:]
     assert result["item"]["state"] == "pending"
+    # The job made the upload's derivatives in the worker (one slot: it waited for no task
+    # queued behind itself), so the gallery's thumbnail is a hit at once.
+    assert attached_in < 15, log[-3000:]
+    assert "fileresponse.derivatives.make[" not in log, log[-3000:]
+    assert "generated " in log, log[-3000:]
+    assert made.headers["Cache-Status"] == "fileresponse; hit"
+    assert Image.open(io.BytesIO(made.content)).size == (360, 270)

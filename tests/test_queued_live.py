@@ -25,7 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.queues import tasks_database, wait_for
+from fileresponse.derivatives.signing import signed_path
+from fileresponse.derivatives.spec import parse_spec
+from tests.queues import WorkerProcess, tasks_database, wait_for
 from tests.s3server import S3Target
 from tests.servers import REPO_ROOT, LiveServer, ServerKind, _uvicorn, build_media_tree
 
@@ -75,7 +77,16 @@ def _rows(database: Path, table: str) -> list[dict[str, Any]]:
 class Site:
     """The environment of web server, workers and command for one test."""
 
-    def __init__(self, tmp_path: Path, s3: S3Target, engine: str, **extra: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        s3: S3Target,
+        engine: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        queued: dict[str, Any] | None = None,
+        **extra: str,
+    ) -> None:
         self.tmp_path = tmp_path
         self.database = _migrated(tmp_path, tasks=engine == "tasks")
         self.local = tmp_path / "queued-local"
@@ -94,6 +105,7 @@ class Site:
             "retry_delay": 0.2,
             # About 2 s for the 8 MiB of the kill tests: time to kill the worker mid-copy.
             "rate_limit": 4 * 1024 * 1024,
+            **(queued or {}),
         }
         self.prefix = prefix
         self.media = build_media_tree(tmp_path / "tree")
@@ -110,6 +122,7 @@ class Site:
                     "TRANSFERS_ENGINE": engine,
                     "DERIVATIVES_EXECUTOR": "thread",
                     "DERIVATIVES_CELERY_APP": "tests.project.celery.app",
+                    **(settings or {}),
                 }
             ),
             **({"FILERESPONSE_TEST_TASKS": "db"} if engine == "tasks" else {}),
@@ -273,3 +286,117 @@ def test_an_upload_posted_to_a_form_is_saved_in_the_background(
     assert (server.media_root / "photos" / "box.png").read_bytes() == _png()
     assert not (server.media_root / ".staging" / answer["staged_name"]).exists()
     assert list(site.derivatives.rglob("*.webp")), "no derivative was made"
+
+
+def _png_noise(width: int, height: int) -> bytes:
+    """A PNG that does not compress: its transfer takes a while under a rate limit."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), random.Random(5).randbytes(width * height * 3)).save(
+        buffer, "PNG"
+    )
+    return buffer.getvalue()
+
+
+def _on_celery(redis_url: str, **settings: Any) -> dict[str, Any]:
+    """Derivatives made by the Celery worker (``DERIVATIVES_EXECUTOR``), as transfers are."""
+    return {
+        "DERIVATIVES_EXECUTOR": "celery",
+        "DERIVATIVES_REDIS_URL": redis_url,
+        "DERIVATIVES_TIMEOUT": 30,
+        **settings,
+    }
+
+
+def test_an_upload_on_a_celery_worker_of_one_slot_makes_its_derivatives_there(
+    tmp_path: Path,
+    s3: S3Target,
+    redis_url: str,
+    celery_worker_factory: Callable[..., WorkerProcess],
+    started: Callable[[LiveServer], LiveServer],
+) -> None:
+    pytest.importorskip("PIL")
+    site = Site(
+        tmp_path,
+        s3,
+        "celery",
+        settings=_on_celery(redis_url),
+        FILERESPONSE_TEST_CELERY_BROKER=redis_url,
+    )
+    server = started(site.server())
+    worker = celery_worker_factory(site.environ)
+    worker.start()
+
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        posted = client.post(
+            "/uploads/",
+            data={"title": "a red box", "spec": ["32x32 fill webp", "48x48 fit png"]},
+            files={"image": ("box.png", _png(), "image/png")},
+        )
+        assert posted.status_code == 202, posted.text
+        answer = posted.json()
+        began = time.monotonic()
+
+        def state() -> dict[str, Any]:
+            return dict(client.get(f"/uploads/{answer['id']}").json())
+
+        # Not DERIVATIVES_TIMEOUT (30 s): the job waits for no task queued behind itself.
+        wait_for(lambda: state()["state"] != "pending", 10, "the upload to be attached")
+        took = time.monotonic() - began
+        final = state()
+
+    assert final["state"] == "done", (final["error"], worker.log_tail())
+    assert final["image"] == "photos/box.png"
+    assert final["callback_pid"] == worker.pid
+    assert took < 10
+    assert len(list(site.derivatives.rglob("*.webp"))) == 1
+    assert len(list(site.derivatives.rglob("*.png"))) == 1
+    # Made in the worker's process by the job: no derivative task was queued.
+    assert "fileresponse.derivatives.make[" not in worker.log()
+    assert worker.log().count("generated ") == 2, worker.log_tail()
+
+
+def test_a_derivative_of_a_file_in_transfer_is_served_on_its_first_request(
+    tmp_path: Path,
+    s3: S3Target,
+    redis_url: str,
+    celery_worker_factory: Callable[..., WorkerProcess],
+    started: Callable[[LiveServer], LiveServer],
+) -> None:
+    pytest.importorskip("PIL")
+    content = _png_noise(240, 240)
+    site = Site(
+        tmp_path,
+        s3,
+        "celery",
+        settings=_on_celery(redis_url, DERIVATIVES_SOURCE_STORAGES=["default", "queued"]),
+        # About 2 s of copying.
+        queued={"rate_limit": len(content) // 2},
+        FILERESPONSE_TEST_CELERY_BROKER=redis_url,
+    )
+    server = started(site.server())
+    worker = celery_worker_factory(site.environ)
+    worker.start()
+
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        saved = client.post("/queued/noise.png", files={"file": ("noise.png", content)})
+        assert saved.status_code == 201, saved.text
+        name = saved.json()["name"]
+        url = "/derivatives/" + signed_path(name, parse_spec("64x64 fill png"), storage="queued")
+        wait_for(lambda: bool(site.transfers()[0]["claimed_until"]), 20, "the transfer to start")
+        during = site.transfers()[0]
+        # Stat'ed here from the local copy; the task queues behind the transfer (one slot),
+        # whose worker then stats the remote copy: the same version, the same name.
+        first = client.get(url)
+        after = site.transfers()[0]
+        second = client.get(url)
+
+    assert during["state"] == "pending"
+    assert after["state"] == "done", after["error"]
+    assert first.status_code == 200, (first.text[:300], worker.log_tail())
+    assert first.headers["Cache-Status"].startswith("fileresponse; fwd=miss")
+    assert second.status_code == 200
+    assert second.headers["Cache-Status"] == "fileresponse; hit"
+    assert second.content == first.content
+    assert "SourceChanged" not in worker.log()

@@ -207,6 +207,76 @@ def test_files_are_readable_throughout_the_transfer(queued: QueuedStorage) -> No
     assert holders == {FilesystemSource, MinioSource}
 
 
+def test_a_file_has_one_version_before_during_and_after_its_transfer(
+    queued: QueuedStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from fileresponse.derivatives.keys import version_of
+    from tests.inprocess import call_asgi, patched
+
+    content = _content(2 * 1024 * 1024, seed=13)
+    queued.rate_limit = 4 * 1024 * 1024  # about half a second of copying
+    held: list[str] = []
+    monkeypatch.setattr(queued, "queue", lambda name, delay=0: held.append(name))
+    name = queued.save("versioned.bin", ContentFile(content))
+    seen: dict[str, set[tuple[type, str, str | None, float]]] = {}
+    etags: dict[str, set[str | None]] = {}
+
+    def look(phase: str) -> None:
+        for asynchronous in (False, True):
+            source = storage_source(queued, name)
+            try:
+                stat = asyncio.run(source.astat()) if asynchronous else source.stat()
+                holder = type(source._chosen)  # type: ignore[attr-defined]
+            finally:
+                source.close()
+            seen.setdefault(phase, set()).add((holder, version_of(stat), stat.etag, stat.mtime))
+        response = asyncio.run(call_asgi(patched(), f"/storage/queued/{name}"))
+        assert response.status == 200
+        assert response.body == content
+        etags.setdefault(phase, set()).add(response.header("etag"))
+
+    look("before")
+
+    def transfer() -> None:
+        from django.db import connections
+
+        try:
+            run_transfer("queued", name)
+        finally:
+            connections.close_all()
+
+    copying = threading.Thread(target=transfer)
+    copying.start()
+    deadline = time.monotonic() + 20
+    while copying.is_alive() and time.monotonic() < deadline:
+        if _row(name).claimed_until is not None and _row(name).state == "pending":
+            look("during")
+    copying.join(20)
+    look("after")
+
+    assert held == [name]
+    assert _row(name).state == "done", _row(name).error
+    assert set(seen) == {"before", "during", "after"}
+    assert {holder for phase in seen.values() for holder, *_ in phase} == {
+        FilesystemSource,
+        MinioSource,
+    }
+    versions = {tuple(version) for phase in seen.values() for _, *version in phase}
+    checksum = hashlib.sha256(content).hexdigest()
+    assert versions == {(checksum, checksum, _row(name).created.timestamp())}
+    assert {etag for phase in etags.values() for etag in phase} == {f'"{checksum}"'}
+    assert queued.get_modified_time(name) == _row(name).created
+    # The validator of the local copy still matches the remote one: the same bytes.
+    unchanged = asyncio.run(
+        call_asgi(
+            patched(), f"/storage/queued/{name}", headers=[("if-none-match", f'"{checksum}"')]
+        )
+    )
+    assert unchanged.status == 304
+
+
 def test_responses_follow_the_file(queued: QueuedStorage) -> None:
     import asyncio
 

@@ -12,7 +12,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from fileresponse.conf import get_config
 from fileresponse.uploads import pending_upload, save_in_background, upload_state
 from fileresponse.views import serve
 from gallery.forms import UploadForm
@@ -30,10 +29,6 @@ from gallery.uploads import (
 
 #: PDF pages previewed on an item's page.
 PREVIEW_PAGES = 4
-
-
-def executor_is_celery() -> bool:
-    return get_config().DERIVATIVES_EXECUTOR == "celery"
 
 
 def gallery(request: HttpRequest) -> HttpResponse:
@@ -76,10 +71,7 @@ def upload(request: HttpRequest) -> HttpResponse:
                     item,
                     "file",
                     file,
-                    # Not on Celery: the job would wait there for derivative tasks queued
-                    # behind itself (a worker of one slot never runs them); they are made
-                    # on the first request instead.
-                    specs=[] if executor_is_celery() else warm_specs(item),
+                    specs=warm_specs(item),
                     callback="gallery.uploads.after_upload",
                 )
             else:

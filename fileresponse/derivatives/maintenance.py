@@ -37,6 +37,8 @@ from .store import DerivativeStore, get_store
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
 
+    from .executor import JobExecutor
+    from .remote import RemoteJobExecutor
     from .spec import Spec
 
 __all__ = ["PurgeReport", "WarmReport", "expand_sources", "purge", "warm"]
@@ -291,8 +293,13 @@ async def warm(
     *,
     concurrency: int = 2,
     progress: Callable[[int, int, str], Any] | None = None,
+    executor: JobExecutor | RemoteJobExecutor | None = None,
 ) -> WarmReport:
-    """Make the derivatives of ``names`` x ``specs`` (every format of ``auto``)."""
+    """Make the derivatives of ``names`` x ``specs`` (every format of ``auto``).
+
+    Misses run in ``executor`` (default: ``DERIVATIVES_EXECUTOR``'s; see
+    :func:`~.pipeline.obtain_derivative`).
+    """
     config = get_config()
     store = get_store()
     jobs = [
@@ -310,7 +317,14 @@ async def warm(
         async with semaphore:
             try:
                 obtained = await obtain_derivative(
-                    storage, storage_alias, name, spec, output=output, config=config, store=store
+                    storage,
+                    storage_alias,
+                    name,
+                    spec,
+                    output=output,
+                    config=config,
+                    store=store,
+                    executor=executor,
                 )
             except FileResponseError as error:
                 report.failed.append(f"{name} [{spec}] {output.format}: {error}")

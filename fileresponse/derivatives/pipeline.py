@@ -103,17 +103,30 @@ async def obtain_derivative(
     output: Output | str | None = None,
     config: Config | None = None,
     store: DerivativeStore | None = None,
+    executor: JobExecutor | RemoteJobExecutor | None = None,
 ) -> Obtained:
     """The stored derivative of a source by a spec, made now if missing (once).
 
     The output is chosen by the processor for ``accept`` (a request's
     ``Accept`` header), unless ``output`` (or its format's name) is given. A
-    processor that streams is awaited to the end of its run. Raises the errors of
-    :mod:`fileresponse.exceptions` (source missing, storage down) and of
-    :mod:`fileresponse.derivatives.exceptions` (bad input, limits, busy).
+    processor that streams is awaited to the end of its run. A miss runs in
+    ``executor`` (default: ``DERIVATIVES_EXECUTOR``'s): a job of a task queue's
+    worker passes a local one, never to wait for tasks queued behind itself.
+    Raises the errors of :mod:`fileresponse.exceptions` (source missing,
+    storage down) and of :mod:`fileresponse.derivatives.exceptions` (bad
+    input, limits, busy).
     """
     obtained = await _obtain(
-        source_storage, storage_alias, source_name, spec, accept, output, config, store, False
+        source_storage,
+        storage_alias,
+        source_name,
+        spec,
+        accept,
+        output,
+        config,
+        store,
+        executor or get_executor(),
+        False,
     )
     assert isinstance(obtained, Obtained)
     return obtained
@@ -135,7 +148,16 @@ async def obtain_or_stream(
     (started now, or under way); :class:`Obtained` for a stored derivative.
     """
     return await _obtain(
-        source_storage, storage_alias, source_name, spec, accept, None, config, store, True
+        source_storage,
+        storage_alias,
+        source_name,
+        spec,
+        accept,
+        None,
+        config,
+        store,
+        get_executor(),
+        True,
     )
 
 
@@ -148,6 +170,7 @@ async def _obtain(
     output: Output | str | None,
     config: Config | None,
     store: DerivativeStore | None,
+    executor: JobExecutor | RemoteJobExecutor,
     follow: bool,
 ) -> Obtained | Streaming:
     """The route of both: resolve and look up, then produce once (``follow``: live)."""
@@ -180,8 +203,10 @@ async def _obtain(
         return _obtained(resolved, resolved.found, generated=False, outcome="hit", since=missed)
     # 3. Produce once (across processes and machines), then find what was stored; a
     # remote executor's workers make streaming kinds too, to their end (:mod:`.remote`).
-    if not resolved.processor.streams(spec) or isinstance(get_executor(), RemoteJobExecutor):
-        generated, collapsed = await _produce_once(store, source_storage, spec, resolved, config)
+    if not resolved.processor.streams(spec) or isinstance(executor, RemoteJobExecutor):
+        generated, collapsed = await _produce_once(
+            store, source_storage, spec, resolved, config, executor
+        )
         outcome = _miss(collapsed)
         return await _stored(store, resolved, generated=generated, outcome=outcome, since=missed)
     request = _stream_request(store, source_storage, spec, resolved, config)
@@ -210,6 +235,7 @@ async def _produce_once(
     spec: Spec,
     resolved: _Resolved,
     config: Config,
+    executor: JobExecutor | RemoteJobExecutor,
 ) -> tuple[bool, bool]:
     """Run the processing once across processes and machines.
 
@@ -223,7 +249,6 @@ async def _produce_once(
     async def produce() -> None:  # only the first request's, of those that share a flight
         nonlocal ran_here
         ran_here = True
-        executor = get_executor()
         if isinstance(executor, RemoteJobExecutor):
             task = DerivativeTask.signed(
                 resolved.state.storage_alias,
@@ -235,6 +260,7 @@ async def _produce_once(
             await executor.produce(task, store)
             return
         await _produce(
+            executor,
             store,
             resolved.processor,
             source_storage,
@@ -356,6 +382,7 @@ async def _alook_up(
 
 
 async def _produce(
+    executor: JobExecutor,
     store: DerivativeStore,
     processor: Processor,
     source_storage: Storage,
@@ -374,21 +401,15 @@ async def _produce(
     started = time.perf_counter()
     if state.path is not None:
         job = processor.job(spec, output, JobInput(state.path, identity=state.identity), config)
-        result = await _local_executor().run(job)
+        result = await executor.run(job)
     else:
         max_bytes = config.DERIVATIVES_MAX_SOURCE_BYTES
         async with spooled_source(source_storage, state, max_bytes) as copy:
             job = processor.job(spec, output, JobInput(copy.path, copy.data), config)
-            result = await _local_executor().run(job)
+            result = await executor.run(job)
     await in_thread(_store_result, store, state, engine, name, result.data)
     seconds = time.perf_counter() - started
     log_generated(name, state, spec, seconds=seconds, size=len(result.data), summary=result.summary)
-
-
-def _local_executor() -> JobExecutor:
-    executor = get_executor()
-    assert isinstance(executor, JobExecutor), "a remote executor's jobs run in its workers"
-    return executor
 
 
 def _store_result(

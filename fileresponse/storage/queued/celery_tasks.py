@@ -19,4 +19,4 @@ __all__ = ["run_job"]
     name="fileresponse.run_job", acks_late=True, reject_on_worker_lost=True
 )
 def run_job(job: str, arguments: list[str]) -> None:
-    run_job_here(job, arguments)
+    run_job_here(job, arguments, worker=True)

@@ -26,4 +26,4 @@ __all__ = ["run_job"]
 
 @task()
 def run_job(job: str, arguments: list[str]) -> None:
-    run_job_here(job, arguments)
+    run_job_here(job, arguments, worker=True)

@@ -4,20 +4,25 @@ Reads go to whichever storage holds the file now: the remote one once its
 transfer is ``done`` (the row of :class:`fileresponse.models.Transfer` says
 so), the local one before, and the other one when the first has no such file
 (a transfer that ended between the look-up and the read). So a file is
-readable at every moment of its transfer.
+readable at every moment of its transfer, under one version: its ETag is the
+SHA-256 taken when it was saved, its Last-Modified the time of that save,
+whichever storage holds it (the copy is verified by that checksum).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import Storage
+from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 from django.utils.module_loading import import_string
 
@@ -31,14 +36,33 @@ from fileresponse.threads import in_thread
 
 from .engines import ENGINES, submit
 
-__all__ = ["QueuedSource", "QueuedStorage"]
+__all__ = ["QueuedSource", "QueuedStorage", "file_digest"]
 
 _T = TypeVar("_T")
 
 logger = logging.getLogger("fileresponse.transfers")
 
+#: Bytes read at a time while hashing.
+_HASH_CHUNK = 1024 * 1024
+
 #: What names a storage in the OPTIONS: an alias of STORAGES, a Storage, or a STORAGES entry.
 StorageReference = str | Storage | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    """A file as it was saved: the same in both storages (the transfer verifies it)."""
+
+    size: int
+    #: SHA-256, hex: the file's entity tag in either storage.
+    checksum: str
+    saved: datetime
+
+    def applied(self, stat: SourceStat) -> SourceStat:
+        """``stat`` of a holder with this version, if it has these bytes' size (else as is)."""
+        if stat.size != self.size:
+            return stat
+        return replace(stat, etag=self.checksum, mtime=self.saved.timestamp())
 
 
 @deconstructible(path="fileresponse.storage.QueuedStorage")
@@ -142,24 +166,32 @@ class QueuedStorage(Storage):
 
     def holders(self, name: str) -> tuple[Storage, Storage]:
         """The storages to read ``name`` from, in order: remote first once it is ``done``."""
+        return self._placement(name)[0]
+
+    def _placement(self, name: str) -> tuple[tuple[Storage, Storage], _Saved | None]:
+        """:meth:`holders`, and the file as saved (``None``: no row, or none hashed yet)."""
         from fileresponse.models import Transfer
 
-        state = (
+        row = (
             Transfer.objects.filter(storage=self.alias, name=name)
-            .values_list("state", flat=True)
+            .values_list("state", "size", "checksum", "created")
             .first()
         )
+        if row is None:
+            return (self.local, self.remote), None
+        state, size, checksum, created = row
+        saved = _Saved(size, checksum, created) if checksum and size is not None else None
         if state == Transfer.State.DONE:
-            return (self.remote, self.local)
-        return (self.local, self.remote)
+            return (self.remote, self.local), saved
+        return (self.local, self.remote), saved
 
-    def _holders_off_request(self, name: str) -> tuple[Storage, Storage]:
-        """:meth:`holders` in an I/O thread, whose connection no request closes: closed
+    def _placement_off_request(self, name: str) -> tuple[tuple[Storage, Storage], _Saved | None]:
+        """:meth:`_placement` in an I/O thread, whose connection no request closes: closed
         here as Django closes a request's (``CONN_MAX_AGE``)."""
         from django.db import close_old_connections
 
         try:
-            return self.holders(name)
+            return self._placement(name)
         finally:
             close_old_connections()
 
@@ -180,14 +212,17 @@ class QueuedStorage(Storage):
         from fileresponse.models import Transfer
 
         saved = self.local.save(name, content)
+        # Its version from now on, whichever storage holds it (read back: what was written).
+        size, checksum = file_digest(self.local, saved)
         Transfer.objects.update_or_create(
             storage=self.alias,
             name=saved,
             defaults={
                 "state": Transfer.State.PENDING,
                 "attempts": 0,
-                "size": None,
-                "checksum": "",
+                "size": size,
+                "checksum": checksum,
+                "created": timezone.now(),
                 "error": "",
                 "claimed_until": None,
                 "done_at": None,
@@ -229,6 +264,10 @@ class QueuedStorage(Storage):
         return self.holders(name)[0].url(name)
 
     def get_modified_time(self, name: str) -> datetime:
+        """When the file was saved here (its Last-Modified in either storage)."""
+        saved = self._placement(name)[1]
+        if saved is not None:
+            return saved.saved
         return self._first(name, lambda storage: storage.get_modified_time(name))
 
     def get_created_time(self, name: str) -> datetime:
@@ -275,7 +314,7 @@ class QueuedStorage(Storage):
         return QueuedSource(self, relative_path)
 
     async def adelivery_url(self, name: str, mode: str) -> str:
-        holder = (await in_thread(self._holders_off_request, name))[0]
+        holder = (await in_thread(self._placement_off_request, name))[0][0]
         if isinstance(holder, DeliveringStorage):
             return await holder.adelivery_url(name, mode)
         return await in_thread(holder.url, name)
@@ -286,13 +325,16 @@ class QueuedSource:
 
     The stat asks the row (in an I/O thread), then stats the holder's own
     source (a FilesystemSource for a local FileSystemStorage: zero-copy
-    sending), the other storage's if that file is gone; reads follow it.
+    sending), the other storage's if that file is gone; reads follow it. Its
+    ETag and modification time are the row's (the file as saved), so they do
+    not change when the transfer ends: the same bytes, the same validators.
     """
 
     def __init__(self, storage: QueuedStorage, relative_path: str) -> None:
         self._storage = storage
         self._name = "/".join(relative_path_parts(relative_path))
         self._chosen: Source | None = None
+        self._stat: SourceStat | None = None
 
     @property
     def name(self) -> str:
@@ -302,32 +344,37 @@ class QueuedSource:
         return f"<QueuedSource {self._name!r} of {self._storage!r}: {self._chosen!r}>"
 
     def stat(self) -> SourceStat:
-        if self._chosen is not None:
-            return self._chosen.stat()
-        for holder in self._storage.holders(self._name):
+        if self._stat is not None:
+            return self._stat
+        holders, saved = self._storage._placement(self._name)
+        for holder in holders:
             source = storage_source(holder, self._name)
             try:
                 stat = source.stat()
             except SourceNotFound:
                 source.close()
                 continue
-            self._chosen = source
-            return stat
+            return self._chose(source, stat, saved)
         raise SourceNotFound(f"no file {self._name!r} in {self._storage!r}")
 
     async def astat(self) -> SourceStat:
-        if self._chosen is not None:
-            return await self._chosen.astat()
-        for holder in await in_thread(self._storage._holders_off_request, self._name):
+        if self._stat is not None:
+            return self._stat
+        holders, saved = await in_thread(self._storage._placement_off_request, self._name)
+        for holder in holders:
             source = storage_source(holder, self._name)
             try:
                 stat = await source.astat()
             except SourceNotFound:
                 source.close()
                 continue
-            self._chosen = source
-            return stat
+            return self._chose(source, stat, saved)
         raise SourceNotFound(f"no file {self._name!r} in {self._storage!r}")
+
+    def _chose(self, source: Source, stat: SourceStat, saved: _Saved | None) -> SourceStat:
+        self._chosen = source
+        self._stat = stat if saved is None else saved.applied(stat)
+        return self._stat
 
     def _source(self) -> Source:
         if self._chosen is None:
@@ -346,6 +393,20 @@ class QueuedSource:
     def close(self) -> None:
         if self._chosen is not None:
             self._chosen.close()
+
+
+def file_digest(
+    storage: Storage, name: str, tick: Callable[[], None] = lambda: None
+) -> tuple[int, str]:
+    """The size and SHA-256 (hex) of ``name`` in ``storage``; ``tick()`` after each chunk."""
+    digest = hashlib.sha256()
+    size = 0
+    with storage.open(name, "rb") as file:
+        while chunk := file.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            tick()
+    return size, digest.hexdigest()
 
 
 def _build(reference: StorageReference, role: str) -> Storage:

@@ -10,7 +10,6 @@ doubling delay, ``TRANSFERS_MAX_ATTEMPTS`` times, then the row is ``failed``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,10 +20,9 @@ from django.core.files.base import File
 from django.utils import timezone
 
 from .engines import submit
+from .storage import file_digest
 
 if TYPE_CHECKING:
-    from django.core.files.storage import Storage
-
     from fileresponse.models import Transfer
 
     from .storage import QueuedStorage
@@ -148,7 +146,7 @@ def _copy(storage: QueuedStorage, row: Transfer, lease: _Lease) -> tuple[int, st
     from fileresponse.models import Transfer
 
     local, remote, name = storage.local, storage.remote, row.name
-    size, checksum = _digest(local, name, lease.renew)
+    size, checksum = file_digest(local, name, lease.renew)
     Transfer.objects.filter(pk=row.pk).update(size=size, checksum=checksum)
     if remote.exists(name):
         if row.attempts <= 1:  # not left by an attempt of ours: someone else's file
@@ -163,7 +161,7 @@ def _copy(storage: QueuedStorage, row: Transfer, lease: _Lease) -> tuple[int, st
         raise TransferMismatch(f"the remote storage saved {name!r} as {saved!r}")
     remote_size = remote.size(name)
     if remote_size == size:
-        remote_size, remote_checksum = _digest(remote, name, lease.renew)
+        remote_size, remote_checksum = file_digest(remote, name, lease.renew)
         if remote_checksum == checksum and remote_size == size:
             return size, checksum
         problem = f"remote sha256 {remote_checksum} != local sha256 {checksum}"
@@ -171,17 +169,6 @@ def _copy(storage: QueuedStorage, row: Transfer, lease: _Lease) -> tuple[int, st
         problem = f"remote size {remote_size} != local size {size}"
     remote.delete(name)
     raise TransferMismatch(problem)
-
-
-def _digest(storage: Storage, name: str, tick: Callable[[], None]) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with storage.open(name, "rb") as file:
-        while chunk := file.read(COPY_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            tick()
-    return size, digest.hexdigest()
 
 
 class _MeteredFile(File):  # type: ignore[type-arg]
