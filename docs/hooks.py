@@ -34,6 +34,8 @@ RESULTS = REPO / "bench" / "results"
 KERNEL_NAME = "fileresponse-docs"
 README_MARKER = re.compile(r"^<!-- readme: (?P<section>.+?) -->$", re.MULTILINE)
 LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]+)\]\((?P<target>[^)\s]+)\)")
+#: An image of the README (``docs/images/...``): the same file, from the docs' root.
+IMAGE = re.compile(r"!\[(?P<text>[^\]]*)\]\(docs/(?P<target>[^)\s]+)\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 _kernels_dir: str | None = None
@@ -223,7 +225,7 @@ def _rewrite_links(markdown: str) -> str:
             return f"[{text}](/benchmarks/{path})"
         return text
 
-    return LINK.sub(page_of, markdown)
+    return IMAGE.sub(r"![\g<text>](/\g<target>)", LINK.sub(page_of, markdown))
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:

@@ -172,15 +172,20 @@ def _minio_storages() -> dict[str, MinioStorage]:
     return found
 
 
-@register()
-def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
-    """The ``DERIVATIVES_*`` settings name storages, an engine and an executor that exist."""
+def _settings_valid() -> bool:
+    """Whether ``FILERESPONSE`` is a table of valid values (else E001/E002 report it)."""
     try:
         configured = settings_table("FILERESPONSE")
     except ImproperlyConfigured:
-        return []  # E001 says what is wrong first
-    if validate(configured):
-        return []  # E002 says what is wrong first
+        return False
+    return not validate(configured)
+
+
+@register()
+def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
+    """The ``DERIVATIVES_*`` settings name storages, an engine and an executor that exist."""
+    if not _settings_valid():
+        return []  # E001 or E002 says what is wrong first
     config = get_config()
     storages = getattr(settings, "STORAGES", {}) or {}
     messages: list[CheckMessage] = [
@@ -202,7 +207,7 @@ def check_derivatives(**kwargs: Any) -> list[CheckMessage]:
                 id="fileresponse.E021",
             )
         )
-    if _derivatives_in_use(configured):
+    if _derivatives_in_use(settings_table("FILERESPONSE")):
         from .derivatives.processors import get_engine
 
         try:
@@ -285,12 +290,8 @@ def _executor_problem(choice: str) -> str | None:
 @register()
 def check_fast_paths(**kwargs: Any) -> list[CheckMessage]:
     """Each target of ``FAST_PATHS`` can be served: ``STATIC_ROOT`` set, storages, roots."""
-    try:
-        configured = settings_table("FILERESPONSE")
-    except ImproperlyConfigured:
-        return []  # E001 says what is wrong first
-    if validate(configured):
-        return []  # E002 or E040 says what is wrong first
+    if not _settings_valid():
+        return []  # E001, E002 or E040 says what is wrong first
     storages = getattr(settings, "STORAGES", {}) or {}
     messages: list[CheckMessage] = []
     for prefix, target in get_config().FAST_PATHS.items():
@@ -338,12 +339,8 @@ def check_transfers(**kwargs: Any) -> list[CheckMessage]:
     from .storage.queued.engines import engine_name
     from .storage.queued.storage import QueuedStorage
 
-    try:
-        configured = settings_table("FILERESPONSE")
-    except ImproperlyConfigured:
-        return []  # E001 says what is wrong first
-    if validate(configured):
-        return []  # E002 says what is wrong first
+    if not _settings_valid():
+        return []  # E001 or E002 says what is wrong first
     storages_setting = getattr(settings, "STORAGES", {}) or {}
     messages: list[CheckMessage] = []
     engines = {engine_name()}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -141,3 +143,34 @@ def herd(servers: list[LiveServer], url: str, count: int = 100) -> list[httpx.Re
 def check_image(response: httpx.Response, size: tuple[int, int] = (160, 120)) -> None:
     assert response.status_code == 200, response.text[:500]
     assert images.decode(response.content).size == size
+
+
+def kill_mid_task(site: QueueSite, worker: Any, server: LiveServer, source: str) -> int:
+    """Kill ``worker`` while it runs the slow ``run=slow png`` derivative of ``source``.
+
+    The request waiting for it gets ``503`` with ``Retry-After`` and nothing is stored;
+    the worker is started again and the next request is served the derivative (the
+    record's pid is the new worker's). Returns the killed worker's pid.
+    """
+    url = derivative_url(source, "run=slow png")
+    first: list[httpx.Response] = []
+    request = threading.Thread(target=lambda: first.extend(herd([server], url, 1)))
+    request.start()
+    deadline = time.monotonic() + 15
+    while not any(record.get("state") == "running" for record in site.records()):
+        assert time.monotonic() < deadline, "the worker did not start the slow command"
+        time.sleep(0.05)
+    killed = int(worker.pid)
+    worker.kill()
+    request.join(timeout=30)
+    (response,) = first
+    assert response.status_code == 503
+    assert "retry-after" in response.headers
+    assert site.stored() == [], "nothing half-written under the derivative's name"
+    worker.start()
+    (served,) = herd([server], url, 1)
+    assert served.status_code == 200, served.text[:300]
+    assert served.content == (site.media_root / source).read_bytes()
+    (record,) = site.records()
+    assert record["pid"] == worker.pid != killed
+    return killed

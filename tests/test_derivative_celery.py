@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.derivative_queues import (
     check_image,
     derivative_url,
     herd,
+    kill_mid_task,
     queue_site,
 )
 from tests.fields import outcome_of
@@ -127,29 +127,7 @@ def test_a_worker_killed_mid_task_leaves_nothing_and_the_next_request_is_served(
         worker = celery_worker_factory(site.environ)
         worker.start()
         server = site.server(monkeypatch)
-        source = site.source()
-        url = derivative_url(source, "run=slow png")
-        first: list[object] = []
-        request = threading.Thread(target=lambda: first.extend(herd([server], url, 1)))
-        request.start()
-        wait_for(
-            lambda: any(record.get("state") == "running" for record in site.records()),
-            15,
-            "the worker to start the slow command",
-        )
-        killed = worker.pid
-        worker.kill()
-        request.join(timeout=30)
-        (response,) = first
-        assert response.status_code == 503  # type: ignore[attr-defined]
-        assert "retry-after" in response.headers  # type: ignore[attr-defined]
-        assert site.stored() == [], "nothing half-written under the derivative's name"
-        worker.start()
-        (served,) = herd([server], url, 1)
-        assert served.status_code == 200, served.text[:300]
-        assert served.content == (site.media_root / source).read_bytes()
-        (record,) = site.records()
-        assert record["pid"] == worker.pid != killed
+        kill_mid_task(site, worker, server, site.source())
         assert len(RECEIVED.findall(worker.log_since_start())) == 1
 
 

@@ -9,7 +9,6 @@ Without Redis: the web processes poll the store.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.derivative_queues import (
     check_image,
     derivative_url,
     herd,
+    kill_mid_task,
     queue_site,
 )
 from tests.fields import outcome_of
@@ -83,28 +83,7 @@ def test_a_worker_killed_mid_task_leaves_nothing_and_the_next_request_is_served(
         worker = tasks_worker_factory(site.environ)
         worker.start()
         server = site.server(monkeypatch)
-        source = site.source()
-        url = derivative_url(source, "run=slow png")
-        first: list[object] = []
-        request = threading.Thread(target=lambda: first.extend(herd([server], url, 1)))
-        request.start()
-        wait_for(
-            lambda: any(record.get("state") == "running" for record in site.records()),
-            15,
-            "the worker to start the slow command",
-        )
-        killed = worker.pid
-        worker.kill()
-        request.join(timeout=30)
-        (response,) = first
-        assert response.status_code == 503  # type: ignore[attr-defined]
-        assert site.stored() == [], "nothing half-written under the derivative's name"
-        worker.start()
-        (served,) = herd([server], url, 1)
-        assert served.status_code == 200, served.text[:300]
-        assert served.content == (site.media_root / source).read_bytes()
-        (record,) = site.records()
-        assert record["pid"] == worker.pid != killed
+        kill_mid_task(site, worker, server, site.source())
         # The killed task's row stays RUNNING (its worker died); the next one succeeded.
         assert count_task_results(database) == {"RUNNING": 1, "SUCCESSFUL": 1}
 
