@@ -20,7 +20,7 @@ from typing import Any, TypeVar, TypeVarTuple
 
 from asgiref.sync import ThreadSensitiveContext
 
-from .conf import get_config, per_settings
+from .conf import PerSettings, get_config, per_settings
 
 __all__ = ["RequestThreads", "ThreadedReads", "in_thread", "io_executor", "request_threads"]
 
@@ -126,6 +126,13 @@ class RequestThreads:
                     return
         executor.shutdown(wait=False)
 
+    def close(self) -> None:
+        """End the idle threads; threads given back from now on are ended too."""
+        with self._lock:
+            self.keep, idle, self._idle = 0, self._idle, []
+        for executor in idle:
+            executor.shutdown(wait=False)
+
     def context(self, executor: _RequestThread) -> ThreadSensitiveContext:
         """The thread-sensitive context that sends the request's sync calls to ``executor``."""
         return ThreadSensitiveContext(executor=executor)  # type: ignore[call-arg,unused-ignore]
@@ -135,8 +142,18 @@ class RequestThreads:
 _CONTEXT_TAKES_EXECUTOR = "executor" in inspect.signature(ThreadSensitiveContext).parameters
 
 
-@per_settings("FILERESPONSE")
-def request_threads() -> RequestThreads | None:
-    """The per-process request threads, or None (``REQUEST_THREADS = 0``, or an older asgiref)."""
+def _request_threads() -> RequestThreads | None:
     keep = get_config().REQUEST_THREADS
     return RequestThreads(keep) if keep and _CONTEXT_TAKES_EXECUTOR else None
+
+
+def _close(threads: RequestThreads | None) -> None:
+    if threads is not None:
+        threads.close()
+
+
+#: The per-process request threads, or None (``REQUEST_THREADS = 0``, or an older asgiref);
+#: when ``FILERESPONSE`` changes, the idle threads of the old value are ended.
+request_threads: PerSettings[RequestThreads | None] = PerSettings(
+    _request_threads, ("FILERESPONSE",), close=_close
+)

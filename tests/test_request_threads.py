@@ -127,3 +127,27 @@ def test_zero_request_threads_keeps_djangos_thread_per_request() -> None:
         threads = request_threads()
         assert threads is not None
         assert threads.keep == 3
+
+
+def test_closed_threads_end_and_those_given_back_later_too() -> None:
+    threads = RequestThreads(keep=4)
+    idle, lent = threads.lend(), threads.lend()
+    for executor in (idle, lent):
+        _run_in(executor, lambda: None)
+    threads.give_back(idle)
+    threads.close()
+    assert idle._shutdown  # type: ignore[attr-defined]
+    threads.give_back(lent)  # a request that ran across the change of settings
+    assert lent._shutdown  # type: ignore[attr-defined]
+    assert threads.lend() not in (idle, lent)
+
+
+def test_a_change_of_settings_ends_the_old_idle_threads() -> None:
+    with override_settings(FILERESPONSE={"REQUEST_THREADS": 2}):
+        old = request_threads()
+        assert old is not None
+        executor = old.lend()
+        _run_in(executor, lambda: None)
+        old.give_back(executor)
+    assert executor._shutdown  # type: ignore[attr-defined]
+    assert request_threads() is not old
